@@ -1,0 +1,26 @@
+"""The one place libc is loaded, and how a failed call becomes a KernelError.
+
+Other modules in hako.sys declare their own prototypes on ``LIBC`` and call through
+``check``, so errno is always read right after the call that set it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+
+from hako.errors import KernelError
+
+LIBC = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+
+def check(result: int, syscall: str, detail: str = "") -> int:
+    """Return ``result`` or raise KernelError with errno when it is -1."""
+    if result == -1:
+        raise KernelError(syscall, ctypes.get_errno(), detail)
+    return result
+
+
+def syscall(number: int, *args: int | bytes | None, name: str = "syscall", detail: str = "") -> int:
+    """Call a raw syscall that libc does not wrap (pivot_root, close_range, openat2...)."""
+    return check(LIBC.syscall(ctypes.c_long(number), *args), name, detail)
