@@ -1,0 +1,1 @@
+"""The ``hako`` command line (Docker's), built from one registration module per area."""

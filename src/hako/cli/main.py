@@ -1,0 +1,56 @@
+"""Entry point of ``hako``: global flags, then subcommands registered by each area.
+
+Each area module exposes ``register(subparsers)`` and sets ``func`` on its parsers;
+``func(args) -> int`` returns the exit code. Errors print ``hako: <message>`` and exit 125.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from pathlib import Path
+
+AREAS = ["hako.cli.images", "hako.cli.containers"]
+DEFAULT_ROOT = "/var/lib/hako"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hako", description="Containers, daemonless, in Python.")
+    parser.add_argument("--root", type=Path, default=Path(os.environ.get("HAKO_ROOT", DEFAULT_ROOT)),
+                        help="store root (default $HAKO_ROOT or /var/lib/hako)")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in AREAS:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from hako.errors import HakoError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 125
+    try:
+        return int(args.func(args) or 0)
+    except HakoError as exc:
+        if args.debug:
+            raise
+        print(f"hako: {exc}", file=sys.stderr)
+        return 125
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
