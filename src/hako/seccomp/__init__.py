@@ -1,0 +1,49 @@
+"""OCI ``linux.seccomp`` through libseccomp (a ctypes binding, no compiled extension).
+
+The four entry points the runtime and the engine use; each imports its module on call, so
+``import hako.seccomp`` costs nothing on the runtime's start-up path:
+
+- ``validate(seccomp)``: ConfigError(json_path, msg) for an invalid profile (create time);
+- ``load(seccomp)``: build and install the filter in the calling process (init, last step
+  before execve), returning the notify listener fd when SCMP_ACT_NOTIFY is used;
+- ``send_to_listener(path, fd, state, metadata)``: hand that fd to a seccomp agent;
+- ``default_profile(caps)``: a default profile as strict as Docker's, as OCI JSON.
+
+Submodules are named so none shadows an entry point (``defaults`` holds the default
+profile, not ``default_profile``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def validate(seccomp: dict[str, Any]) -> None:
+    """Raise ConfigError naming the JSON path (``linux.seccomp.syscalls[3].action``) if invalid."""
+    from hako.seccomp.profile import validate as _validate
+
+    _validate(seccomp)
+
+
+def load(seccomp: dict[str, Any]) -> int | None:
+    """Build and load the filter into this process; the notify fd or None. See filter.load."""
+    from hako.seccomp.filter import load as _load
+
+    return _load(seccomp)
+
+
+def send_to_listener(listener_path: str, notify_fd: int, state: bytes, metadata: str = "", pid: int | None = None) -> None:
+    """Send the container process state and the notify fd to the agent's socket."""
+    from hako.seccomp.notify import send_to_listener as _send
+
+    _send(listener_path, notify_fd, state, metadata, pid)
+
+
+def default_profile(caps: list[str] | None = None) -> dict[str, Any]:
+    """The OCI seccomp JSON of the default profile for a container with ``caps``."""
+    from hako.seccomp.defaults import default_profile as _default
+
+    return _default(caps)
+
+
+__all__ = ["default_profile", "load", "send_to_listener", "validate"]
