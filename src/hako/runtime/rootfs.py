@@ -1,0 +1,845 @@
+"""The container's root filesystem: mounts, devices, pivot_root, then masked and read-only paths.
+
+``prepare_rootfs`` runs in the container's init inside its new mount namespace and ends with
+the process rooted in the rootfs; ``finalize_rootfs`` runs there afterwards (sysctl, read-only
+and masked paths, read-only root). ``validate_mounts`` checks the same spec parts at ``create``
+time, before anything is forked, so that config errors name their JSON path early.
+
+Every destination is resolved inside the rootfs (hako.runtime.paths) and mounted through the
+fd we resolved, so a rootfs whose owner swaps symlinks in while we mount cannot redirect a
+mount onto the host. Per-mount flags (ro, nosuid...) are applied by a bind remount of the new
+mount, never to a superblock that the host may share (sysfs, cgroup, mqueue).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import posixpath
+import shutil
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hako.errors import ConfigError, KernelError
+from hako.runtime.mount_options import (
+    MountOptions,
+    parse_mount_options,
+    parse_propagation,
+    validate_tmpfs_data,
+)
+from hako.runtime.paths import Target, components, mkdir_all_in_root, open_in_root, open_target, secure_join
+from hako.spec.runtime import Device, Mount, Spec
+from hako.sys import mount as m
+
+DEFAULT_DEVICES = (
+    Device("c", "/dev/null", 1, 3, 0o666, 0, 0),
+    Device("c", "/dev/zero", 1, 5, 0o666, 0, 0),
+    Device("c", "/dev/full", 1, 7, 0o666, 0, 0),
+    Device("c", "/dev/random", 1, 8, 0o666, 0, 0),
+    Device("c", "/dev/urandom", 1, 9, 0o666, 0, 0),
+    Device("c", "/dev/tty", 5, 0, 0o666, 0, 0),
+)
+DEV_SYMLINKS = (
+    ("/proc/self/fd", "fd"),
+    ("/proc/self/fd/0", "stdin"),
+    ("/proc/self/fd/1", "stdout"),
+    ("/proc/self/fd/2", "stderr"),
+)
+_DEVICE_TYPES = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}
+
+# Files below /proc that may be mounted over (lxcfs emulates them); anything else under /proc
+# could hide or redirect the kernel's own interfaces (CVE-2019-19921 and friends).
+PROC_MOUNT_ALLOWED = frozenset(
+    {
+        "/proc/cpuinfo",
+        "/proc/diskstats",
+        "/proc/meminfo",
+        "/proc/stat",
+        "/proc/swaps",
+        "/proc/uptime",
+        "/proc/loadavg",
+        "/proc/slabinfo",
+        "/proc/pressure/cpu",
+        "/proc/pressure/io",
+        "/proc/pressure/memory",
+        "/proc/net/dev",
+        "/proc/sys/kernel/ns_last_pid",
+    }
+)
+
+# Sysctls that belong to a namespace, and which one (runc's list).
+_IPC_SYSCTLS = frozenset(
+    {
+        "kernel.msgmax",
+        "kernel.msgmnb",
+        "kernel.msgmni",
+        "kernel.sem",
+        "kernel.shmall",
+        "kernel.shmmax",
+        "kernel.shmmni",
+        "kernel.shm_rmid_forced",
+    }
+)
+_UTS_SYSCTLS = frozenset({"kernel.hostname", "kernel.domainname"})
+
+_LOCKABLE = m.MS_NOSUID | m.MS_NODEV | m.MS_NOEXEC | m.MS_RDONLY
+_ATIME = m.MS_NOATIME | m.MS_RELATIME | m.MS_STRICTATIME
+_CGROUP2_SUPER_MAGIC = 0x63677270
+
+
+# ---------------------------------------------------------------------------------------------
+# create-time validation
+
+
+def validate_mounts(spec: Spec) -> None:
+    """Check mounts, devices, masked/readonly paths, propagation and sysctl; ConfigError naming
+    the first offending JSON path. Needs no privileges and touches nothing."""
+    for i, mnt in enumerate(spec.mounts):
+        where = f"mounts[{i}]"
+        dest = mnt.destination
+        if not dest or not dest.startswith("/"):
+            raise ConfigError(f"{where}.destination", f"{dest!r} must be an absolute path")
+        if "\0" in dest or "\0" in mnt.source:
+            raise ConfigError(where, "NUL byte in path")
+        opts = parse_mount_options(mnt.options, f"{where}.options")
+        if opts.idmap or opts.ridmap or mnt.uid_mappings or mnt.gid_mappings:
+            raise ConfigError(f"{where}.options", "idmapped mounts are not supported by hako")
+        bind = opts.bind or mnt.type == "bind"
+        if bind and not mnt.source:
+            raise ConfigError(f"{where}.source", "a bind mount needs a source")
+        if not bind and not mnt.type and not opts.flags & m.MS_REMOUNT:
+            raise ConfigError(f"{where}.type", "missing filesystem type (or a bind option)")
+        if opts.tmpcopyup and mnt.type != "tmpfs":
+            raise ConfigError(f"{where}.options", "tmpcopyup only applies to tmpfs")
+        if mnt.type == "tmpfs":
+            validate_tmpfs_data(opts, f"{where}.options")
+        _check_proc_destination(posixpath.normpath(dest), mnt, bind, where)
+    if spec.linux.rootfs_propagation:
+        parse_propagation(spec.linux.rootfs_propagation)
+    for i, dev in enumerate(spec.linux.devices):
+        where = f"linux.devices[{i}]"
+        if dev.type not in _DEVICE_TYPES:
+            raise ConfigError(f"{where}.type", f"{dev.type!r} is not one of c, b, u, p")
+        if not dev.path.startswith("/"):
+            raise ConfigError(f"{where}.path", f"{dev.path!r} must be an absolute path")
+        if dev.major < 0 or dev.minor < 0:
+            raise ConfigError(where, "major and minor must not be negative")
+    for name, paths in (
+        ("maskedPaths", spec.linux.masked_paths),
+        ("readonlyPaths", spec.linux.readonly_paths),
+    ):
+        for i, p in enumerate(paths):
+            if not p.startswith("/"):
+                raise ConfigError(f"linux.{name}[{i}]", f"{p!r} must be an absolute path")
+    validate_sysctl(spec)
+
+
+def _check_proc_destination(dest: str, mnt: Mount, bind: bool, where: str) -> None:
+    if dest == "/proc":
+        # A bind is checked at mount time: only a procfs source may cover /proc.
+        if not bind and mnt.type != "proc":
+            raise ConfigError(f"{where}.destination", f"only proc may be mounted on /proc, not {mnt.type}")
+        return
+    if dest.startswith("/proc/") and dest not in PROC_MOUNT_ALLOWED:
+        raise ConfigError(f"{where}.destination", f"{dest} cannot be mounted because it is inside /proc")
+
+
+def _sysctl_parts(key: str) -> list[str]:
+    return key.split("/") if "/" in key else key.split(".")
+
+
+def validate_sysctl(spec: Spec) -> None:
+    """Only namespaced sysctls, and only when the container has that namespace of its own."""
+    for key in spec.linux.sysctl:
+        where = f"linux.sysctl.{key}"
+        parts = _sysctl_parts(key)
+        if not key or any(p in ("", ".", "..") for p in parts):
+            raise ConfigError(where, "not a valid sysctl name")
+        dotted = ".".join(parts)
+        if dotted in _IPC_SYSCTLS or dotted.startswith("fs.mqueue."):
+            needed = "ipc"
+        elif dotted.startswith("net."):
+            needed = "network"
+        elif dotted in _UTS_SYSCTLS:
+            needed = "uts"
+        else:
+            raise ConfigError(where, "sysctl is not in a separate kernel namespace")
+        ns = spec.linux.namespace(needed)
+        if ns is None:
+            raise ConfigError(where, f"sysctl is not allowed in the host's {needed} namespace")
+        if ns.path and _is_host_namespace(needed, ns.path):
+            raise ConfigError(where, f"sysctl is not allowed in the host's {needed} namespace ({ns.path})")
+
+
+def _is_host_namespace(ns_type: str, path: str) -> bool:
+    """Is ``path`` the namespace the runtime itself runs in (or pid 1's, when we may look)?"""
+    proc_name = {"network": "net"}.get(ns_type, ns_type)
+    try:
+        a = os.stat(path)
+    except OSError:
+        return False
+    for pid in ("self", "1"):
+        try:
+            b = os.stat(f"/proc/{pid}/ns/{proc_name}")
+        except OSError:
+            continue
+        if (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino):
+            return True
+    return False
+
+
+# ---------------------------------------------------------------------------------------------
+# prepare_rootfs: mounts, devices, pivot
+
+
+@dataclass
+class _Ctx:
+    spec: Spec
+    rootfs: Path
+    bundle: Path
+    root_fd: int
+    in_userns: bool
+    cgroupns: bool
+    deferred_ro: list[str] = field(default_factory=list)
+
+
+def _where(e: KernelError, where: str) -> KernelError:
+    err = KernelError(e.syscall, e.errno, f"{e.detail} ({where})".strip())
+    err.__cause__ = e.__cause__
+    return err
+
+
+def prepare_rootfs(
+    spec: Spec,
+    rootfs: Path,
+    *,
+    no_pivot: bool = False,
+    in_userns: bool = False,
+    bundle: Path | None = None,
+) -> None:
+    """Mount everything ``spec`` asks for into ``rootfs`` and make it the process's root.
+
+    Runs inside the container's new mount namespace (and user namespace, if any) as its root.
+    Afterwards ``/`` is the rootfs and the cwd is ``/``.
+    """
+    rootfs = Path(os.path.realpath(rootfs))
+    bundle = Path(bundle) if bundle is not None else rootfs.parent
+    prop = (
+        parse_propagation(spec.linux.rootfs_propagation)
+        if spec.linux.rootfs_propagation
+        else m.MS_SLAVE | m.MS_REC
+    )
+    # Nothing we mount below may reach the host's namespace: slave (or what was asked) first.
+    m.mount(None, "/", None, prop, detail="/ (rootfs propagation)")
+    _make_parent_private(rootfs)
+    m.mount(str(rootfs), str(rootfs), None, m.MS_BIND | m.MS_REC, detail=f"{rootfs} (rootfs bind)")
+    root_fd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    ctx = _Ctx(spec, rootfs, bundle, root_fd, in_userns, spec.linux.namespace("cgroup") is not None)
+    try:
+        for i, mnt in enumerate(spec.mounts):
+            try:
+                _mount_entry(ctx, mnt, i)
+            except KernelError as e:
+                raise _where(e, f"mounts[{i}]") from None
+        if _needs_dev_setup(spec):
+            _create_devices(ctx)
+            _dev_symlinks(ctx)
+    finally:
+        os.close(root_fd)
+    if no_pivot:
+        _move_root(rootfs)
+    else:
+        _pivot_root(rootfs)
+    if spec.linux.rootfs_propagation:
+        # The root itself gets the asked propagation only now that it is "/".
+        m.mount(None, "/", None, prop, detail="/ (rootfs propagation)")
+
+
+def _mountinfo() -> list[list[str]]:
+    with open("/proc/self/mountinfo") as f:
+        return [line.split() for line in f]
+
+
+def _unescape(field_: str) -> str:
+    # mountinfo escapes space, tab, newline and backslash as octal.
+    return field_.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
+
+
+def _mount_point_of(path: Path) -> str:
+    best = "/"
+    for fields in _mountinfo():
+        mp = _unescape(fields[4])
+        if (str(path) == mp or str(path).startswith(mp.rstrip("/") + "/")) and len(mp) > len(best):
+            best = mp
+    return best
+
+
+def _make_parent_private(rootfs: Path) -> None:
+    """pivot_root refuses a new root whose parent mount is shared; make that one mount private."""
+    parent = _mount_point_of(rootfs)
+    m.mount(None, parent, None, m.MS_PRIVATE, detail=f"{parent} (rootfs parent mount)")
+
+
+def _needs_dev_setup(spec: Spec) -> bool:
+    """Default devices and /dev symlinks are ours to make unless /dev is bound from the host."""
+    for mnt in spec.mounts:
+        if posixpath.normpath(mnt.destination) == "/dev":
+            opts = parse_mount_options(mnt.options)
+            if opts.bind or mnt.type == "bind":
+                return False
+    return True
+
+
+def _mount_entry(ctx: _Ctx, mnt: Mount, i: int) -> None:
+    opts = parse_mount_options(mnt.options, f"mounts[{i}].options")
+    dest = posixpath.normpath(mnt.destination)
+    if opts.idmap or opts.ridmap or mnt.uid_mappings or mnt.gid_mappings:
+        raise ConfigError(f"mounts[{i}].options", "idmapped mounts are not supported by hako")
+    if opts.flags & m.MS_REMOUNT:
+        _remount_existing(ctx, dest, mnt, opts)
+    elif opts.bind or mnt.type == "bind":
+        _bind(ctx, _source_path(ctx, mnt.source), dest, opts)
+    elif mnt.type == "cgroup":
+        _mount_cgroup(ctx, dest, opts)
+    elif mnt.type == "cgroup2":
+        _mount_cgroup2(ctx, dest, opts)
+    elif mnt.type == "sysfs":
+        try:
+            _mount_fs(ctx, mnt.source or "sysfs", dest, "sysfs", opts)
+        except KernelError as e:
+            # sysfs belongs to the network namespace; without one of our own a user namespace
+            # may not mount it: bind the host's /sys instead, with the same flags.
+            if e.errno != errno.EPERM or not ctx.in_userns:
+                raise
+            _bind(ctx, "/sys", dest, _as_rbind(opts))
+    elif mnt.type == "mqueue":
+        try:
+            _mount_fs(ctx, mnt.source or "mqueue", dest, "mqueue", opts)
+        except KernelError as e:
+            if e.errno != errno.EPERM or not ctx.in_userns:
+                raise
+            _bind(ctx, "/dev/mqueue", dest, _as_rbind(opts))
+    else:
+        _mount_fs(ctx, mnt.source or mnt.type, dest, mnt.type, opts)
+
+
+def _as_rbind(opts: MountOptions) -> MountOptions:
+    return MountOptions(
+        flags=opts.flags | m.MS_BIND | m.MS_REC,
+        cleared=opts.cleared,
+        propagation=list(opts.propagation),
+        rec_attr_set=opts.rec_attr_set,
+        rec_attr_clr=opts.rec_attr_clr,
+    )
+
+
+def _source_path(ctx: _Ctx, source: str) -> str:
+    return source if source.startswith("/") else str(ctx.bundle / source)
+
+
+def _rel_path(ctx: _Ctx, t: Target) -> str:
+    """Where ``t`` sits below the rootfs, read back from the kernel via its parent fd."""
+    parent = os.readlink(m.fd_path(t.parent_fd))
+    root = str(ctx.rootfs)
+    if parent == root:
+        rel = "/"
+    elif parent.startswith(root + "/"):
+        rel = parent[len(root) :]
+    else:  # cannot happen: the fd was resolved inside the root
+        raise KernelError("open", errno.EXDEV, f"{t.path} resolved outside the rootfs ({parent})")
+    return posixpath.join(rel, t.name)
+
+
+def _check_proc(ctx: _Ctx, t: Target, fstype: str, source: str | None = None) -> None:
+    resolved = _rel_path(ctx, t)
+    if resolved == "/proc":
+        if fstype == "proc":
+            return
+        if source is not None:
+            fd = os.open(source, os.O_PATH | os.O_CLOEXEC)
+            try:
+                if m.fstatfs_type(fd) == m.PROC_SUPER_MAGIC:
+                    return
+            finally:
+                os.close(fd)
+        raise KernelError("mount", errno.EPERM, f"{t.path}: only procfs may be mounted on /proc")
+    if resolved.startswith("/proc/") and resolved not in PROC_MOUNT_ALLOWED:
+        raise KernelError("mount", errno.EPERM, f"{t.path}: {resolved} is inside /proc")
+
+
+def _reopen_mounted(t: Target) -> int:
+    """The root of the mount just placed on ``t``; checks that it is a new mount indeed."""
+    fd = t.reopen()
+    if m.mount_id(fd) == m.mount_id(t.fd):
+        os.close(fd)
+        raise KernelError("mount", errno.EXDEV, f"{t.path}: mount did not land where resolved")
+    return fd
+
+
+def _remount_bind(fd: int, flags: int, what: str) -> None:
+    """Set a mount's per-mount flags; in a user namespace keep those locked by the parent."""
+    target = m.fd_path(fd)
+    try:
+        m.mount(None, target, None, m.MS_REMOUNT | m.MS_BIND | flags, detail=f"{what} (remount)")
+    except KernelError as e:
+        if e.errno != errno.EPERM:
+            raise
+        current = m.mount_flags_of(fd)
+        locked = current & _LOCKABLE
+        if not flags & _ATIME:
+            locked |= current & _ATIME
+        m.mount(None, target, None, m.MS_REMOUNT | m.MS_BIND | flags | locked, detail=f"{what} (remount)")
+
+
+def _post_mount(t: Target, opts: MountOptions, remount_flags: int | None, *, defer_ro: bool = False) -> None:
+    """What mount(2) cannot do in the same call: flags of bind mounts, ro, recursive attributes,
+    propagation. All on the new mount, reached through a fresh fd."""
+    needs = remount_flags is not None or opts.rec_attr_set or opts.rec_attr_clr or opts.propagation
+    if not needs:
+        return
+    fd = _reopen_mounted(t)
+    try:
+        if remount_flags is not None:
+            _remount_bind(fd, remount_flags, t.path)
+        if opts.rec_attr_set or opts.rec_attr_clr:
+            m.mount_setattr(
+                fd, "", m.AT_EMPTY_PATH | m.AT_RECURSIVE, opts.rec_attr_set, opts.rec_attr_clr, detail=t.path
+            )
+        for p in opts.propagation:
+            m.mount(None, m.fd_path(fd), None, p, detail=f"{t.path} (propagation)")
+    finally:
+        os.close(fd)
+
+
+def _mount_fs(
+    ctx: _Ctx, source: str, dest: str, fstype: str, opts: MountOptions, data: str | None = None
+) -> None:
+    """A new filesystem instance (proc, tmpfs, devpts...) on ``dest``, created as a directory."""
+    with open_target(ctx.root_fd, dest, "dir") as t:
+        _check_proc(ctx, t, fstype)
+        flags = opts.flags & ~(m.MS_RDONLY | m.MS_BIND | m.MS_REC | m.MS_REMOUNT | m.MS_PROPAGATION)
+        m.mount(
+            source,
+            m.fd_path(t.fd),
+            fstype,
+            flags,
+            opts.data if data is None else data,
+            detail=f"{fstype} on {dest}",
+        )
+        if opts.tmpcopyup:
+            _copy_up(t)
+        ro = opts.readonly
+        if ro and dest == "/dev":
+            # Devices and symlinks are made in /dev after the mounts; finalize makes it ro.
+            ctx.deferred_ro.append(dest)
+            ro = False
+        _post_mount(t, opts, opts.mnt_flags if ro else None)
+
+
+def _copy_up(t: Target) -> None:
+    """tmpcopyup: the covered directory's contents into the tmpfs now on top of it."""
+    src = m.fd_path(t.fd)  # still the covered directory
+    dst_fd = _reopen_mounted(t)
+    try:
+        dst = m.fd_path(dst_fd)
+        st = os.stat(src)
+        os.chmod(dst, stat.S_IMODE(st.st_mode))
+        os.chown(dst, st.st_uid, st.st_gid)
+        shutil.copytree(src, dst, symlinks=True, dirs_exist_ok=True, copy_function=_copy_owned)
+    finally:
+        os.close(dst_fd)
+
+
+def _copy_owned(src: str, dst: str) -> None:
+    shutil.copy2(src, dst, follow_symlinks=False)
+    st = os.lstat(src)
+    os.chown(dst, st.st_uid, st.st_gid, follow_symlinks=False)
+
+
+def _bind(ctx: _Ctx, source: str, dest: str, opts: MountOptions) -> None:
+    try:
+        st = os.stat(source)
+    except OSError as e:
+        raise KernelError("stat", e.errno or errno.ENOENT, f"bind source {source}") from None
+    with open_target(ctx.root_fd, dest, "dir" if stat.S_ISDIR(st.st_mode) else "file") as t:
+        _check_proc(ctx, t, "bind", source)
+        flags = m.MS_BIND | (opts.flags & m.MS_REC)
+        m.mount(source, m.fd_path(t.fd), None, flags, detail=f"bind {source} on {dest}")
+        _post_mount(t, opts, opts.mnt_flags if opts.mnt_flags else None)
+
+
+def _remount_existing(ctx: _Ctx, dest: str, mnt: Mount, opts: MountOptions) -> None:
+    fd = open_in_root(ctx.root_fd, dest)
+    try:
+        flags = opts.flags & ~m.MS_PROPAGATION
+        m.mount(None, m.fd_path(fd), mnt.type or None, flags, opts.data or None, detail=f"{dest} (remount)")
+    finally:
+        os.close(fd)
+
+
+# -- cgroups -----------------------------------------------------------------------------------
+
+
+@dataclass
+class _Hierarchy:
+    mount_point: str  # on the host, e.g. /sys/fs/cgroup/cpu,cpuacct
+    root: str  # the mount's root within the hierarchy (mountinfo field 4)
+    fstype: str  # cgroup or cgroup2
+    controllers: list[str]  # from the super options: ["cpu", "cpuacct"], ["name=systemd"]; [] for v2
+
+
+def _host_hierarchies() -> list[_Hierarchy]:
+    out = []
+    for fields in _mountinfo():
+        sep = fields.index("-")
+        fstype, super_opts = fields[sep + 1], fields[sep + 3]
+        if fstype not in ("cgroup", "cgroup2"):
+            continue
+        ctrls = [o for o in super_opts.split(",") if o not in ("rw", "ro")] if fstype == "cgroup" else []
+        # Only real controllers and named hierarchies decide what a fresh mount must ask for.
+        ctrls = [c for c in ctrls if "=" not in c or c.startswith("name=")]
+        ctrls = [
+            c
+            for c in ctrls
+            if c
+            not in (
+                "noprefix",
+                "clone_children",
+                "xattr",
+                "nsdelegate",
+                "memory_recursiveprot",
+                "cpuset_v2_mode",
+                "favordynmods",
+            )
+        ]
+        out.append(_Hierarchy(_unescape(fields[4]), _unescape(fields[3]), fstype, ctrls))
+    return out
+
+
+def _own_cgroups() -> dict[str, str]:
+    """/proc/self/cgroup as {controllers: path}; cgroup v2 under the key ""."""
+    out = {}
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            _, ctrls, path = line.rstrip("\n").split(":", 2)
+            out[ctrls] = path
+    return out
+
+
+def _host_is_unified() -> bool:
+    fd = os.open("/sys/fs/cgroup", os.O_PATH | os.O_CLOEXEC)
+    try:
+        return m.fstatfs_type(fd) == _CGROUP2_SUPER_MAGIC
+    finally:
+        os.close(fd)
+
+
+def _mount_cgroup2(ctx: _Ctx, dest: str, opts: MountOptions) -> None:
+    try:
+        _mount_fs(ctx, "cgroup2", dest, "cgroup2", opts)
+    except KernelError as e:
+        if e.errno not in (errno.EPERM, errno.EBUSY):
+            raise
+        # No cgroup namespace of our own in a user namespace: bind our own cgroup instead.
+        own = _own_cgroups().get("", "/")
+        base = "/sys/fs/cgroup" if _host_is_unified() else "/sys/fs/cgroup/unified"
+        _bind(ctx, base + own, dest, _as_rbind(opts))
+
+
+def _mount_cgroup(ctx: _Ctx, dest: str, opts: MountOptions) -> None:
+    """A cgroup v1 layout: a tmpfs with one directory per host hierarchy in it, each a fresh
+    mount (with a cgroup namespace: it shows the namespace's root) or a bind of our own cgroup.
+    On a cgroup v2 host this is a cgroup2 mount, as with runc."""
+    if _host_is_unified():
+        _mount_cgroup2(ctx, dest, opts)
+        return
+    sub_opts = MountOptions(flags=opts.flags & ~(m.MS_BIND | m.MS_REC | m.MS_REMOUNT))
+    # The tmpfs stays writable until its directories and symlinks exist; ro comes last.
+    tmpfs_opts = MountOptions(flags=sub_opts.flags & ~m.MS_RDONLY, data="mode=755")
+    _mount_fs(ctx, "tmpfs", dest, "tmpfs", tmpfs_opts)
+    own = _own_cgroups()
+    dest_fd = open_in_root(ctx.root_fd, dest)
+    try:
+        for h in _host_hierarchies():
+            name = posixpath.basename(h.mount_point)
+            if not name or h.mount_point == "/sys/fs/cgroup":
+                continue
+            sub = f"{dest.rstrip('/')}/{name}"
+            try:
+                _mount_hierarchy(ctx, h, sub, sub_opts, own)
+            except KernelError as e:
+                raise _where(e, f"cgroup hierarchy {name}") from None
+            if "," in name:
+                # cpu,cpuacct is reachable as cpu and cpuacct too, as on the host.
+                for ctrl in name.split(","):
+                    try:
+                        os.symlink(name, ctrl, dir_fd=dest_fd)
+                    except FileExistsError:
+                        pass
+        if opts.readonly:
+            _remount_bind(dest_fd, opts.mnt_flags, dest)
+    finally:
+        os.close(dest_fd)
+    for p in opts.propagation:
+        fd = open_in_root(ctx.root_fd, dest)
+        try:
+            m.mount(None, m.fd_path(fd), None, p, detail=f"{dest} (propagation)")
+        finally:
+            os.close(fd)
+
+
+def _mount_hierarchy(ctx: _Ctx, h: _Hierarchy, sub: str, opts: MountOptions, own: dict[str, str]) -> None:
+    if ctx.cgroupns:
+        try:
+            if h.fstype == "cgroup2":
+                _mount_fs(ctx, "cgroup2", sub, "cgroup2", opts, data="")
+            else:
+                _mount_fs(ctx, "cgroup", sub, "cgroup", opts, data=",".join(h.controllers))
+            return
+        except KernelError as e:
+            if e.errno not in (errno.EPERM, errno.EBUSY):
+                raise
+    key = "" if h.fstype == "cgroup2" else ",".join(h.controllers)
+    path = own.get(key)
+    if path is None:  # the kernel lists controllers in its own order; match as sets
+        path = next((p for k, p in own.items() if k and set(k.split(",")) == set(h.controllers)), "/")
+    rel = posixpath.relpath(path, h.root) if path.startswith(h.root) else "."
+    source = posixpath.normpath(posixpath.join(h.mount_point, rel))
+    _bind(ctx, source, sub, _as_rbind(opts))
+
+
+# -- devices -----------------------------------------------------------------------------------
+
+
+def _create_devices(ctx: _Ctx) -> None:
+    devices = {d.path: d for d in DEFAULT_DEVICES}
+    for d in ctx.spec.linux.devices:
+        devices[posixpath.normpath(d.path)] = d
+    old = os.umask(0)
+    try:
+        for dev in devices.values():
+            try:
+                _create_device(ctx, dev)
+            except KernelError as e:
+                raise _where(e, f"device {dev.path}") from None
+    finally:
+        os.umask(old)
+
+
+def _create_device(ctx: _Ctx, dev: Device) -> None:
+    mode = stat.S_IMODE(dev.file_mode if dev.file_mode is not None else 0o666)
+    if ctx.in_userns:
+        _bind_device(ctx, dev)
+        return
+    parts = components(secure_join(ctx.root_fd, dev.path))
+    if not parts:
+        raise KernelError("mknod", errno.EINVAL, dev.path)
+    parent_fd = mkdir_all_in_root(ctx.root_fd, "/".join(parts[:-1]))
+    name = parts[-1]
+    try:
+        try:
+            m.mknod(name, _DEVICE_TYPES[dev.type] | mode, m.makedev(dev.major, dev.minor), dir_fd=parent_fd)
+        except KernelError as e:
+            if e.errno == errno.EEXIST:
+                return
+            if e.errno == errno.EPERM:
+                _bind_device(ctx, dev)
+                return
+            raise KernelError("mknod", e.errno, dev.path) from None
+        os.chown(name, dev.uid or 0, dev.gid or 0, dir_fd=parent_fd, follow_symlinks=False)
+    finally:
+        os.close(parent_fd)
+
+
+def _bind_device(ctx: _Ctx, dev: Device) -> None:
+    """Without CAP_MKNOD (user namespaces): bind the host's node onto an empty file."""
+    with open_target(ctx.root_fd, dev.path, "file", 0o644) as t:
+        m.mount(dev.path, m.fd_path(t.fd), None, m.MS_BIND, detail=f"bind {dev.path}")
+
+
+def _dev_symlinks(ctx: _Ctx) -> None:
+    try:
+        dev_fd = open_in_root(ctx.root_fd, "/dev", os.O_PATH | os.O_DIRECTORY)
+    except KernelError as e:
+        if e.errno == errno.ENOENT:
+            return
+        raise
+    try:
+        links = list(DEV_SYMLINKS)
+        if os.path.exists("/proc/kcore"):
+            links.append(("/proc/kcore", "core"))
+        for target, name in links:
+            try:
+                os.symlink(target, name, dir_fd=dev_fd)
+            except FileExistsError:
+                pass
+        try:
+            os.unlink("ptmx", dir_fd=dev_fd)
+        except FileNotFoundError:
+            pass
+        os.symlink("pts/ptmx", "ptmx", dir_fd=dev_fd)
+    except OSError as e:
+        raise KernelError("symlink", e.errno or 0, f"/dev ({e.filename})") from None
+    finally:
+        os.close(dev_fd)
+
+
+# -- the switch --------------------------------------------------------------------------------
+
+
+def _pivot_root(rootfs: Path) -> None:
+    """pivot_root(".", "."): the old root ends up stacked on the new one, then detached."""
+    old_root = os.open("/", os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
+    new_root = os.open(rootfs, os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        os.fchdir(new_root)
+        m.pivot_root(".", ".")
+        os.fchdir(old_root)
+        # The old root may still be shared with the host: unmounting must not propagate there.
+        m.mount(None, ".", None, m.MS_SLAVE | m.MS_REC, detail="old root")
+        m.umount2(".", m.MNT_DETACH, detail="old root")
+    finally:
+        os.close(old_root)
+        os.close(new_root)
+    os.chdir("/")
+
+
+def _move_root(rootfs: Path) -> None:
+    """--no-pivot: move the rootfs mount onto / and chroot, hiding the host's other mounts first."""
+    root = str(rootfs)
+    for fields in sorted(_mountinfo(), key=lambda f: -len(_unescape(f[4]))):
+        mp = _unescape(fields[4])
+        if mp == "/" or mp == root or mp.startswith(root + "/") or root.startswith(mp.rstrip("/") + "/"):
+            continue
+        try:
+            m.umount2(mp, m.MNT_DETACH)
+        except KernelError:
+            pass  # locked in a user namespace or already gone with its parent
+    os.chdir(root)
+    m.mount(root, "/", None, m.MS_MOVE, detail=f"{root} (move to /)")
+    os.chroot(".")
+    os.chdir("/")
+
+
+# ---------------------------------------------------------------------------------------------
+# finalize_rootfs: after the pivot
+
+
+def finalize_rootfs(spec: Spec) -> None:
+    """sysctl, readonlyPaths, maskedPaths, a deferred read-only /dev, then a read-only root."""
+    validate_sysctl(spec)
+    root_fd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        apply_sysctl(spec, root_fd)
+        for i, p in enumerate(spec.linux.readonly_paths):
+            try:
+                readonly_path(root_fd, p)
+            except KernelError as e:
+                raise _where(e, f"linux.readonlyPaths[{i}]") from None
+        for i, p in enumerate(spec.linux.masked_paths):
+            try:
+                mask_path(root_fd, p)
+            except KernelError as e:
+                raise _where(e, f"linux.maskedPaths[{i}]") from None
+        for i, mnt in enumerate(spec.mounts):
+            if posixpath.normpath(mnt.destination) == "/dev" and mnt.type != "bind":
+                opts = parse_mount_options(mnt.options)
+                if opts.readonly and not opts.bind:
+                    fd = open_in_root(root_fd, "/dev")
+                    try:
+                        _remount_bind(fd, opts.mnt_flags, "/dev")
+                    except KernelError as e:
+                        raise _where(e, f"mounts[{i}]") from None
+                    finally:
+                        os.close(fd)
+        if spec.root.readonly:
+            fd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+            try:
+                flags = m.mount_flags_of(fd) | m.MS_RDONLY
+                m.mount(
+                    None, m.fd_path(fd), None, m.MS_REMOUNT | m.MS_BIND | flags, detail="/ (root.readonly)"
+                )
+            finally:
+                os.close(fd)
+    finally:
+        os.close(root_fd)
+
+
+def apply_sysctl(spec: Spec, root_fd: int) -> None:
+    if not spec.linux.sysctl:
+        return
+    proc_fd = open_in_root(root_fd, "/proc/sys", os.O_PATH | os.O_DIRECTORY)
+    try:
+        if m.fstatfs_type(proc_fd) != m.PROC_SUPER_MAGIC:
+            raise ConfigError("linux.sysctl", "/proc/sys is not procfs (mount proc on /proc)")
+        for key, value in spec.linux.sysctl.items():
+            rel = "/".join(_sysctl_parts(key))
+            try:
+                fd = m.openat2(
+                    proc_fd,
+                    rel,
+                    os.O_WRONLY | os.O_TRUNC,
+                    m.RESOLVE_BENEATH | m.RESOLVE_NO_SYMLINKS | m.RESOLVE_NO_XDEV,
+                )
+            except KernelError as e:
+                raise KernelError("open", e.errno, f"/proc/sys/{rel} (linux.sysctl.{key})") from None
+            try:
+                os.write(fd, value.encode())
+            except OSError as e:
+                raise KernelError("write", e.errno or 0, f"/proc/sys/{rel} (linux.sysctl.{key})") from None
+            finally:
+                os.close(fd)
+    finally:
+        os.close(proc_fd)
+
+
+def _open_existing(root_fd: int, path: str) -> int | None:
+    try:
+        return open_in_root(root_fd, path)
+    except KernelError as e:
+        if e.errno == errno.ENOENT:
+            return None
+        raise
+
+
+def readonly_path(root_fd: int, path: str) -> None:
+    """Bind ``path`` onto itself read-only, nosuid, nodev, noexec (all submounts too)."""
+    fd = _open_existing(root_fd, path)
+    if fd is None:
+        return
+    try:
+        tree = m.open_tree(
+            fd, "", m.OPEN_TREE_CLONE | m.OPEN_TREE_CLOEXEC | m.AT_RECURSIVE | m.AT_EMPTY_PATH, detail=path
+        )
+        try:
+            attrs = m.MOUNT_ATTR_RDONLY | m.MOUNT_ATTR_NOSUID | m.MOUNT_ATTR_NODEV | m.MOUNT_ATTR_NOEXEC
+            m.mount_setattr(tree, "", m.AT_EMPTY_PATH | m.AT_RECURSIVE, attrs, detail=path)
+            m.move_mount(tree, "", fd, "", m.MOVE_MOUNT_F_EMPTY_PATH | m.MOVE_MOUNT_T_EMPTY_PATH, detail=path)
+        finally:
+            os.close(tree)
+    finally:
+        os.close(fd)
+
+
+def mask_path(root_fd: int, path: str) -> None:
+    """Hide ``path``: /dev/null over a file, an empty read-only tmpfs over a directory."""
+    fd = _open_existing(root_fd, path)
+    if fd is None:
+        return
+    try:
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            m.mount("tmpfs", m.fd_path(fd), "tmpfs", m.MS_RDONLY, None, detail=f"tmpfs on {path}")
+            return
+        null_fd = open_in_root(root_fd, "/dev/null")
+        try:
+            st = os.fstat(null_fd)
+            # A rootfs may bring its own /dev/null (a file full of secrets, a symlink...):
+            # only the real device may cover a masked path.
+            if not stat.S_ISCHR(st.st_mode) or st.st_rdev != os.makedev(1, 3):
+                raise KernelError("mount", errno.EINVAL, f"{path}: /dev/null is not the null device")
+            m.mount(m.fd_path(null_fd), m.fd_path(fd), None, m.MS_BIND, detail=f"/dev/null on {path}")
+        finally:
+            os.close(null_fd)
+    finally:
+        os.close(fd)
