@@ -14,7 +14,7 @@ import pytest
 from hako import seccomp
 from hako.errors import ConfigError
 from hako.seccomp import libseccomp as scmp
-from hako.seccomp.filter import load_profile
+from hako.seccomp.filter import load_with_libseccomp, prepare
 from hako.seccomp.profile import parse
 from tests.fixtures_seccomp import LIBC, raw_syscall, run_filtered
 
@@ -202,10 +202,42 @@ def test_flags_and_architectures_load() -> None:
     assert res.value == ["2", "1"]
 
 
-def test_raw_load_path_has_the_same_semantics(tmp_path: Path) -> None:
+def test_libseccomp_load_path_has_the_same_semantics(tmp_path: Path) -> None:
     profile = parse(_profile(DENY_MKDIR_38, flags=["SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]))
-    res = run_filtered(lambda: load_profile(profile, raw=True), lambda fd: [fd, _mkdir_errno(tmp_path / "x")])
+    res = run_filtered(lambda: load_with_libseccomp(profile), lambda fd: [fd, _mkdir_errno(tmp_path / "x")])
     assert res.value == [None, errno.ENOSYS]
+
+
+def test_prepared_filter_loads_after_the_filesystem_is_gone(tmp_path: Path) -> None:
+    # What the container init does: compile before pivot_root, install after it, when
+    # neither libseccomp nor hako's modules can be opened any more.
+    empty = tmp_path / "empty"
+    empty.mkdir()
+
+    def prepare_then_chroot() -> Any:
+        prepared = prepare(_profile(DENY_MKDIR_38))
+        os.chroot(empty)
+        os.chdir("/")
+        return seccomp.load(prepared)
+
+    res = run_filtered(prepare_then_chroot, lambda fd: [fd, _mkdir_errno(Path("/x")), os.listdir("/")])
+    assert res.value == [None, errno.ENOSYS, []]
+
+
+def test_compiled_programs_are_cached(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    profile = _profile(DENY_MKDIR_38)
+    first = prepare(profile, cache_dir=str(cache))
+    files = list(cache.iterdir())
+    assert len(files) == 1 and files[0].read_bytes() == first.program
+    files[0].write_bytes(first.program)  # a hit returns the stored program
+    assert prepare(profile, cache_dir=str(cache)).program == first.program
+    files[0].write_bytes(b"junk")  # a damaged entry is recompiled, not loaded
+    assert prepare(profile, cache_dir=str(cache)).program == first.program
+    other = prepare(_profile({"names": ["rmdir"], "action": "SCMP_ACT_ERRNO"}), cache_dir=str(cache))
+    assert other.program != first.program and len(list(cache.iterdir())) == 2
+    res = run_filtered(lambda: seccomp.load(prepare(profile, cache_dir=str(cache))), lambda _: _mkdir_errno(tmp_path / "x"))
+    assert res.value == errno.ENOSYS
 
 
 def test_load_does_not_set_no_new_privs_itself(tmp_path: Path) -> None:

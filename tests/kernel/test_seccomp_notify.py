@@ -16,7 +16,7 @@ import pytest
 from hako import seccomp
 from hako.seccomp import libseccomp as scmp
 from hako.seccomp import notify
-from hako.seccomp.filter import load_profile
+from hako.seccomp.filter import load_with_libseccomp, prepare
 from hako.seccomp.profile import parse
 from tests.fixtures_seccomp import ChildResult, raw_syscall, run_filtered
 
@@ -107,10 +107,18 @@ def test_notify_fd_reaches_the_agent_which_answers(agent_socket: tuple[str, sock
     assert {n.pid for n in seen} == {doc["pid"]}
 
 
-def test_notify_with_wait_killable_recv_uses_raw_load(agent_socket: tuple[str, socket.socket]) -> None:
+def test_notify_with_wait_killable_recv_and_tsync(agent_socket: tuple[str, socket.socket]) -> None:
     path, listener = agent_socket
-    profile = parse(_profile(path, ["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV", "SECCOMP_FILTER_FLAG_TSYNC"]))
-    res, _doc, seen = _run(path, listener, lambda: load_profile(profile))
+    prepared = prepare(_profile(path, ["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV", "SECCOMP_FILTER_FLAG_TSYNC"]))
+    res, _doc, seen = _run(path, listener, lambda: seccomp.load(prepared))
+    assert res.value == [4242, -errno.EACCES, os.getpid(), 7], res
+    assert len(seen) == 4
+
+
+def test_notify_through_libseccomp_load(agent_socket: tuple[str, socket.socket]) -> None:
+    path, listener = agent_socket
+    profile = parse(_profile(path))
+    res, _doc, seen = _run(path, listener, lambda: load_with_libseccomp(profile))
     assert res.value == [4242, -errno.EACCES, os.getpid(), 7], res
     assert len(seen) == 4
 

@@ -4,8 +4,10 @@ The four entry points the runtime and the engine use; each imports its module on
 ``import hako.seccomp`` costs nothing on the runtime's start-up path:
 
 - ``validate(seccomp)``: ConfigError(json_path, msg) for an invalid profile (create time);
-- ``load(seccomp)``: build and install the filter in the calling process (init, last step
-  before execve), returning the notify listener fd when SCMP_ACT_NOTIFY is used;
+- ``prepare(seccomp)``: compile now, while libseccomp and hako's modules are reachable
+  (in the init before pivot_root, or in ``create`` before forking);
+- ``load(seccomp or prepared)``: install the filter in the calling process (init, last
+  step before execve), returning the notify listener fd when SCMP_ACT_NOTIFY is used;
 - ``send_to_listener(path, fd, state, metadata)``: hand that fd to a seccomp agent;
 - ``default_profile(caps)``: a default profile as strict as Docker's, as OCI JSON.
 
@@ -15,7 +17,10 @@ profile, not ``default_profile``).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from hako.seccomp.filter import Prepared
 
 
 def validate(seccomp: dict[str, Any]) -> None:
@@ -25,8 +30,15 @@ def validate(seccomp: dict[str, Any]) -> None:
     _validate(seccomp)
 
 
-def load(seccomp: dict[str, Any]) -> int | None:
-    """Build and load the filter into this process; the notify fd or None. See filter.load."""
+def prepare(seccomp: dict[str, Any], cache_dir: str | None = None) -> Prepared:
+    """Validate and compile now (before pivot_root); ``load(prepared)`` later. See filter.prepare."""
+    from hako.seccomp.filter import prepare as _prepare
+
+    return _prepare(seccomp, cache_dir=cache_dir)
+
+
+def load(seccomp: dict[str, Any] | Prepared) -> int | None:
+    """Install the filter in this process; the notify fd or None. See filter.load."""
     from hako.seccomp.filter import load as _load
 
     return _load(seccomp)
@@ -46,4 +58,4 @@ def default_profile(caps: list[str] | None = None) -> dict[str, Any]:
     return _default(caps)
 
 
-__all__ = ["default_profile", "load", "send_to_listener", "validate"]
+__all__ = ["default_profile", "load", "prepare", "send_to_listener", "validate"]

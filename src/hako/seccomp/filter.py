@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+from dataclasses import dataclass
 from typing import Any
 
 from hako.errors import ConfigError, KernelError
@@ -40,7 +41,7 @@ _OPS: dict[str, int] = {
 }
 
 # Flags libseccomp 2.5 can set as filter attributes. WAIT_KILLABLE_RECV has an attribute
-# only from 2.6; older libraries get it through our own seccomp(2) call (``_load_raw``).
+# only from 2.6; ``prepare`` sets kernel flags itself, so it works with any version.
 _FLAG_ATTRS: dict[str, int] = {
     "SECCOMP_FILTER_FLAG_TSYNC": scmp.ATTR_CTL_TSYNC,
     "SECCOMP_FILTER_FLAG_LOG": scmp.ATTR_CTL_LOG,
@@ -76,12 +77,6 @@ def _conditions(rule: Rule) -> list[list[tuple[int, int, int, int]]]:
     return [conds]
 
 
-def _needs_raw_load(profile: Profile) -> bool:
-    return "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV" in profile.flags and profile.uses_notify and (
-        scmp.version() < scmp.Version(2, 6, 0)
-    )
-
-
 def build(profile: Profile, root: str = ROOT) -> scmp.Filter:
     """A libseccomp filter holding every rule of ``profile``; the caller releases it."""
     default = action_value(profile.default_action, profile.default_errno_ret)
@@ -93,7 +88,8 @@ def build(profile: Profile, root: str = ROOT) -> scmp.Filter:
         for flag in profile.flags:
             if flag in _FLAG_ATTRS:
                 filt.attr_set(_FLAG_ATTRS[flag], 1)
-            elif flag == "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV" and profile.uses_notify and not _needs_raw_load(profile):
+            elif flag == "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV" and profile.uses_notify and scmp.version() >= scmp.Version(2, 6, 0):
+                # Only libseccomp's own load needs this; prepare() sets the kernel flag itself.
                 filt.attr_set(scmp.ATTR_CTL_WAITKILL, 1)
         for i, arch in enumerate(profile.architectures):
             if arch == "SCMP_ARCH_NATIVE":
@@ -125,9 +121,8 @@ class _SockFprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_char_p)]
 
 
-def _load_raw(filt: scmp.Filter, profile: Profile) -> int | None:
-    """Load through seccomp(2) ourselves, for kernel flags this libseccomp cannot set."""
-    program = filt.export_bpf()
+def kernel_flags(profile: Profile) -> int:
+    """The seccomp(2) flags for ``profile``, including NEW_LISTENER for notify rules."""
     flags = 0
     for flag in profile.flags:
         flags |= _KERNEL_FLAGS[flag]
@@ -137,33 +132,116 @@ def _load_raw(filt: scmp.Filter, profile: Profile) -> int | None:
             # Without TSYNC_ESRCH the kernel cannot tell a thread id from a listener fd.
             flags |= _FLAG_TSYNC_ESRCH
     else:
+        # The kernel refuses WAIT_KILLABLE_RECV without a listener; it means nothing then.
         flags &= ~_KERNEL_FLAGS["SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]
+    return flags
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A compiled filter, ready to install with one seccomp(2) call.
+
+    Made by ``prepare`` while the host filesystem is still visible (libseccomp, Python
+    modules); ``load`` then touches no file, so it works after pivot_root.
+    """
+
+    program: bytes
+    flags: int
+    notify: bool
+    syscall_nr: int
+
+    def load(self) -> int | None:
+        """Install the filter in this process; the listener fd when notify is used."""
+        buf = ctypes.create_string_buffer(self.program, len(self.program))
+        prog = _SockFprog(len(self.program) // 8, ctypes.cast(buf, ctypes.c_char_p))
+        rc = _raw_syscall()(
+            ctypes.c_long(self.syscall_nr), ctypes.c_long(_SECCOMP_SET_MODE_FILTER), ctypes.c_long(self.flags), ctypes.byref(prog)
+        )
+        if rc < 0:
+            raise KernelError("seccomp", ctypes.get_errno(), f"SECCOMP_SET_MODE_FILTER flags={self.flags:#x}")
+        return int(rc) if self.notify else None
+
+
+_SYSCALL: Any = None
+
+
+def _raw_syscall() -> Any:
+    global _SYSCALL
+    if _SYSCALL is None:
+        fn = ctypes.CDLL(None, use_errno=True).syscall
+        fn.restype = ctypes.c_long
+        _SYSCALL = fn
+    return _SYSCALL
+
+
+_CACHE_FORMAT = b"hako-seccomp-bpf-1"
+
+
+def _cache_key(seccomp: dict[str, Any]) -> str:
+    import hashlib
+    import json
+
+    h = hashlib.sha256(_CACHE_FORMAT)
+    h.update(f"{scmp.version()}:{scmp.arch_native():x}:".encode())
+    h.update(json.dumps(seccomp, sort_keys=True, separators=(",", ":")).encode())
+    return h.hexdigest()
+
+
+def _compile_cached(profile: Profile, seccomp: dict[str, Any], root: str, cache_dir: str | None) -> bytes:
+    if cache_dir is None:
+        with build(profile, root) as filt:
+            return filt.export_bpf()
+    path = os.path.join(cache_dir, _cache_key(seccomp) + ".bpf")
+    try:
+        with open(path, "rb") as f:
+            program = f.read()
+        if program and len(program) % 8 == 0:
+            return program
+    except OSError:
+        pass
+    with build(profile, root) as filt:
+        program = filt.export_bpf()
+    try:
+        os.makedirs(cache_dir, mode=0o700, exist_ok=True)
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "wb") as f:
+            f.write(program)
+        os.rename(tmp, path)
+    except OSError:
+        pass  # a cache that cannot be written only costs the next compile
+    return program
+
+
+def prepare(seccomp: dict[str, Any], root: str = ROOT, cache_dir: str | None = None) -> Prepared:
+    """Validate and compile ``seccomp`` now; install it later with ``Prepared.load()``.
+
+    The container init calls this before pivot_root (it loads libseccomp and the modules
+    it needs), and ``load`` as its last step. With ``cache_dir``, programs are kept by a
+    hash of the profile, libseccomp's version and the architecture, so the same profile
+    (the engine's default) compiles once per host.
+    """
+    profile = parse(seccomp, root)
+    program = _compile_cached(profile, seccomp, root, cache_dir)
     nr = scmp.syscall_resolve_name("seccomp")
     if nr is None or nr < 0:
         raise KernelError("seccomp", 38, "no seccomp syscall on this architecture")
-    buf = ctypes.create_string_buffer(program, len(program))
-    prog = _SockFprog(len(program) // 8, ctypes.cast(buf, ctypes.c_char_p))
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.syscall.restype = ctypes.c_long
-    rc = libc.syscall(ctypes.c_long(nr), ctypes.c_long(_SECCOMP_SET_MODE_FILTER), ctypes.c_long(flags), ctypes.byref(prog))
-    if rc < 0:
-        raise KernelError("seccomp", ctypes.get_errno(), f"SECCOMP_SET_MODE_FILTER flags={flags:#x}")
-    return int(rc) if profile.uses_notify else None
+    _raw_syscall()
+    return Prepared(program=program, flags=kernel_flags(profile), notify=profile.uses_notify, syscall_nr=nr)
 
 
-def load_profile(profile: Profile, root: str = ROOT, *, raw: bool | None = None) -> int | None:
-    """Build and load ``profile``; see ``load``. ``raw`` forces (or forbids) our own seccomp(2)."""
+def load_with_libseccomp(profile: Profile, root: str = ROOT) -> int | None:
+    """Build and load through libseccomp's seccomp_load (a second path, kept for tests)."""
     with build(profile, root) as filt:
-        if raw if raw is not None else _needs_raw_load(profile):
-            return _load_raw(filt, profile)
         filt.load()
         return filt.notify_fd() if profile.uses_notify else None
 
 
-def load(seccomp: dict[str, Any], root: str = ROOT) -> int | None:
-    """Build the filter of an OCI ``linux.seccomp`` and load it into the calling process.
+def load(seccomp: dict[str, Any] | Prepared, root: str = ROOT) -> int | None:
+    """Install the filter of an OCI ``linux.seccomp`` (or a ``Prepared`` one) in this process.
 
     Returns the seccomp notify listener fd when a rule uses SCMP_ACT_NOTIFY, else None.
+    Given a dict, it compiles first: that needs libseccomp and hako's modules on disk,
+    so after pivot_root pass what ``prepare`` returned before it.
 
     Ordering (the caller's job, as in runc): the kernel only accepts a filter from a task
     that has no_new_privs set *or* holds CAP_SYS_ADMIN in its user namespace.
@@ -176,7 +254,9 @@ def load(seccomp: dict[str, Any], root: str = ROOT) -> int | None:
     Any syscall the runtime makes after this call is filtered. A failed load installs
     nothing: filters are atomic.
     """
-    return load_profile(parse(seccomp, root), root)
+    if isinstance(seccomp, Prepared):
+        return seccomp.load()
+    return prepare(seccomp, root).load()
 
 
 def export_bpf(seccomp: dict[str, Any], root: str = ROOT) -> bytes:
