@@ -1,0 +1,275 @@
+"""The host's manager (v1 driver on this hybrid host) against the real kernel, with real
+processes moved into cgroups below our own parent."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from hako.cgroups import CgroupManager, cgroup_version, host_layout, load_manager, open_manager
+from hako.errors import HakoError
+
+pytestmark = pytest.mark.skipif(cgroup_version() != 1, reason="the host's containers use cgroup v2")
+
+PY = "/usr/bin/python3"
+
+
+def wait_until(check: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.01)
+
+
+class Proc:
+    """A process that waits for a line on stdin before running ``code``, so it can be put in
+    the cgroup first."""
+
+    def __init__(self, code: str) -> None:
+        self.p = subprocess.Popen(
+            [PY, "-S", "-c", "import sys\nsys.stdin.readline()\n" + code],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )
+        self.pid = self.p.pid
+
+    def go(self) -> None:
+        assert self.p.stdin
+        self.p.stdin.write(b"go\n")
+        self.p.stdin.flush()
+
+    def out(self, timeout: float = 30) -> str:
+        o, _ = self.p.communicate(timeout=timeout)
+        return o.decode()
+
+    def kill(self) -> None:
+        if self.p.poll() is None:
+            self.p.kill()
+        self.p.wait()
+
+
+@pytest.fixture
+def mgr(cgroup_path: str) -> Iterator[CgroupManager]:
+    m = open_manager(cgroup_path, "t")
+    m.create()
+    yield m
+    m.kill_all(signal.SIGKILL)
+    m.destroy()
+
+
+@pytest.fixture
+def procs() -> Iterator[list[Proc]]:
+    started: list[Proc] = []
+    yield started
+    for p in started:
+        p.kill()
+
+
+def start(procs: list[Proc], m: CgroupManager, code: str) -> Proc:
+    p = Proc(code)
+    procs.append(p)
+    m.apply(p.pid)
+    return p
+
+
+def utime(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat.rsplit(")", 1)[1].split()[11])
+
+
+def test_layout_is_reported() -> None:
+    assert host_layout() in ("v1", "hybrid")
+
+
+def test_create_apply_joins_every_hierarchy(mgr: CgroupManager, procs: list[Proc], cgroup_path: str) -> None:
+    p = start(procs, mgr, "import time; time.sleep(60)")
+    lines = Path(f"/proc/{p.pid}/cgroup").read_text().splitlines()
+    for line in lines:
+        assert line.split(":", 2)[2] == cgroup_path, line
+    assert mgr.pids() == [p.pid]
+    assert mgr.exists()
+
+
+def test_memory_hog_is_oom_killed_and_counted(mgr: CgroupManager, procs: list[Proc]) -> None:
+    mgr.set({"memory": {"limit": 32 << 20, "swap": 32 << 20}})
+    before = mgr.oom_kill_count()
+    events: list[dict[str, object]] = []
+    watcher = threading.Thread(target=lambda: events.append(next(iter(mgr.events(interval=0.2)))), daemon=True)
+    watcher.start()
+    p = start(procs, mgr, "x = bytearray(256 << 20)\nprint('survived')")
+    p.go()
+    assert "survived" not in p.out()
+    assert p.p.returncode == -signal.SIGKILL
+    assert mgr.oom_kill_count() == before + 1
+    watcher.join(10)
+    assert events == [{"type": "oom"}]
+
+
+def test_fork_stops_at_the_pids_limit(mgr: CgroupManager, procs: list[Proc]) -> None:
+    mgr.set({"pids": {"limit": 5}})
+    p = start(procs, mgr, """
+import os
+r, w = os.pipe()
+n = 0
+try:
+    while n < 50:
+        if os.fork() == 0:
+            os.read(r, 1)
+            os._exit(0)
+        n += 1
+except OSError as e:
+    print(n, e.errno, flush=True)
+os.read(r, 1)
+""")
+    p.go()
+    assert p.p.stdout
+    assert p.p.stdout.readline().decode().split() == ["4", "11"]  # EAGAIN
+    s = mgr.stats()
+    assert s["pids"] == {"current": 5, "limit": 5}
+    mgr.kill_all(signal.SIGKILL)
+    wait_until(lambda: not mgr.pids(), "the cgroup to empty")
+    assert p.p.wait(10) == -signal.SIGKILL
+
+
+def test_cpu_quota_throttles(mgr: CgroupManager, procs: list[Proc]) -> None:
+    mgr.set({"cpu": {"quota": 5000, "period": 10000, "shares": 256}})
+    p = start(procs, mgr, "while True: pass")
+    p.go()
+    wait_until(lambda: mgr.stats()["cpu"]["throttling"]["throttledPeriods"] > 2, "throttled periods")
+    s = mgr.stats()["cpu"]
+    assert s["throttling"]["throttledTime"] > 0
+    assert s["usage"]["total"] > 0 and len(s["usage"]["percpu"]) == os.cpu_count()
+
+
+def test_cpuset_pins_the_process(mgr: CgroupManager, procs: list[Proc]) -> None:
+    mgr.set({"cpu": {"cpus": "1", "mems": "0"}})
+    p = start(procs, mgr, "import time; time.sleep(60)")
+    status = Path(f"/proc/{p.pid}/status").read_text()
+    assert "Cpus_allowed_list:\t1\n" in status
+
+
+def test_a_value_the_kernel_rejects_names_file_and_value(mgr: CgroupManager) -> None:
+    with pytest.raises(HakoError, match=r"'7'.*cpuset.cpus.*linux.resources.cpu.cpus"):
+        mgr.set({"cpu": {"cpus": "7"}})
+
+
+def test_devices_deny_list_blocks_opening(mgr: CgroupManager, procs: list[Proc]) -> None:
+    mgr.set({"devices": [{"allow": False, "access": "rwm"},
+                         {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rw"}]})
+    p = start(procs, mgr, """
+import os
+os.close(os.open("/dev/null", os.O_RDWR))
+try:
+    os.open("/dev/zero", os.O_RDONLY)
+    print("opened")
+except OSError as e:
+    print("errno", e.errno)
+""")
+    p.go()
+    assert p.out().split() == ["errno", "1"]  # EPERM
+
+
+def test_freeze_stops_a_busy_loop_and_thaw_resumes_it(mgr: CgroupManager, procs: list[Proc]) -> None:
+    p = start(procs, mgr, "while True: pass")
+    p.go()
+    wait_until(lambda: utime(p.pid) > 0, "the loop to use CPU")
+    mgr.freeze()
+    assert mgr.is_frozen()
+    t0 = utime(p.pid)
+    time.sleep(0.3)  # a measurement window, not synchronisation
+    assert utime(p.pid) == t0
+    mgr.thaw()
+    assert not mgr.is_frozen()
+    wait_until(lambda: utime(p.pid) > t0, "the loop to run again")
+
+
+def test_update_changes_the_limit_live(mgr: CgroupManager, procs: list[Proc]) -> None:
+    mgr.set({"memory": {"limit": 64 << 20}})
+    p = start(procs, mgr, "x = bytearray(8 << 20)\nprint('ok', flush=True)\nimport time; time.sleep(60)")
+    p.go()
+    assert p.p.stdout and p.p.stdout.readline() == b"ok\n"
+    mem_dir = next(d for d in mgr.dirs() if "/memory/" in d)
+    mgr.update({"memory": {"limit": 48 << 20}})
+    assert int(Path(mem_dir, "memory.limit_in_bytes").read_text()) == 48 << 20
+    mgr.update({"pids": {"limit": 9}})
+    assert int(Path(mem_dir, "memory.limit_in_bytes").read_text()) == 48 << 20
+    assert mgr.stats()["pids"]["limit"] == 9
+    with pytest.raises(HakoError, match="below the current usage"):
+        mgr.update({"memory": {"limit": 4096, "checkBeforeUpdate": True}})
+
+
+def test_kill_all_reaches_nested_cgroups_and_destroy_removes_everything(cgroup_path: str) -> None:
+    parent = open_manager(cgroup_path, "p")
+    parent.create()
+    child = open_manager(cgroup_path + "/sub", "c")
+    child.create()
+    a = Proc("import time; time.sleep(60)")
+    b = subprocess.Popen(["sh", "-c", "read x; sleep 60 & sleep 60 & wait"], stdin=subprocess.PIPE)
+    try:
+        parent.apply(a.pid)
+        child.apply(b.pid)
+        assert b.stdin
+        b.stdin.write(b"go\n")
+        b.stdin.flush()
+        wait_until(lambda: len(parent.pids()) == 4, "four processes")
+        saved = load_manager(parent.save())
+        saved.kill_all(signal.SIGKILL)
+        assert a.p.wait(10) == -signal.SIGKILL
+        assert b.wait(10) == -signal.SIGKILL
+        saved.destroy()
+        for d in parent.dirs() + child.dirs():
+            assert not os.path.exists(d), d
+        assert not saved.exists()
+        saved.destroy()  # already gone: no error
+    finally:
+        a.kill()
+        if b.poll() is None:
+            b.kill()
+            b.wait()
+
+
+def test_stats_shape(mgr: CgroupManager, procs: list[Proc]) -> None:
+    mgr.set({"memory": {"limit": 64 << 20}, "pids": {"limit": 10}})
+    p = start(procs, mgr, "x = bytearray(8 << 20)\nprint('ok', flush=True)\nimport time; time.sleep(60)")
+    p.go()
+    assert p.p.stdout and p.p.stdout.readline() == b"ok\n"
+    s = mgr.stats()
+    assert set(s) >= {"cpu", "memory", "pids", "blkio", "hugetlb"}
+    assert set(s["cpu"]["usage"]) >= {"total", "percpu", "kernel", "user"}
+    assert set(s["cpu"]["throttling"]) == {"periods", "throttledPeriods", "throttledTime"}
+    mu = s["memory"]["usage"]
+    assert mu["limit"] == 64 << 20 and mu["usage"] >= 8 << 20 and mu["max"] >= mu["usage"]
+    assert set(s["memory"]["swap"]) == {"limit", "usage", "max", "failcnt"}
+    assert "rss" in s["memory"]["raw"] or "anon" in s["memory"]["raw"]
+    assert s["pids"] == {"current": 1, "limit": 10}
+
+
+def test_relative_paths_into_a_protected_cgroup_are_refused() -> None:
+    if not os.environ.get("HAKO_CGROUP_PROTECT"):
+        pytest.skip("no protected cgroup in this environment")
+    own = Path("/proc/self/cgroup").read_text()
+    if all(line.endswith(":/") for line in own.splitlines()):
+        pytest.skip("this process sits in every root cgroup")
+    with pytest.raises(HakoError, match="protected"):
+        open_manager("rel", "x")
+    with pytest.raises(HakoError, match="protected"):
+        open_manager("", "x")
+
+
+def test_systemd_driver_is_refused_without_systemd() -> None:
+    if os.path.isdir("/run/systemd/system"):
+        pytest.skip("systemd runs here")
+    with pytest.raises(HakoError, match="systemd is not running"):
+        open_manager("system.slice:hako:x", "x", systemd=True)
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main([__file__, "-q"]))

@@ -1,0 +1,167 @@
+"""The v2 driver on the real unified hierarchy (/sys/fs/cgroup/unified on a hybrid host, or
+/sys/fs/cgroup on a unified one), as far as the kernel's enabled controllers allow."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from hako.cgroups import bpf_devices, load_manager
+from hako.cgroups.detect import layout
+from hako.cgroups.v2 import V2Manager
+from hako.errors import HakoError
+
+PY = "/usr/bin/python3"
+
+
+def _unified_mount() -> str | None:
+    u = layout().unified
+    return u.mountpoint if u else None
+
+
+pytestmark = pytest.mark.skipif(_unified_mount() is None, reason="no cgroup2 mount on this host")
+
+
+def wait_until(check: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.01)
+
+
+@pytest.fixture
+def mgr(cgroup_path: str) -> Iterator[V2Manager]:
+    mnt = _unified_mount()
+    assert mnt
+    m = V2Manager(mnt, mnt + cgroup_path)
+    m.create()
+    yield m
+    m.kill_all(signal.SIGKILL)
+    m.destroy()
+
+
+@pytest.fixture
+def procs() -> Iterator[list[subprocess.Popen[bytes]]]:
+    started: list[subprocess.Popen[bytes]] = []
+    yield started
+    for p in started:
+        if p.poll() is None:
+            p.kill()
+        p.wait()
+
+
+def start(procs: list[subprocess.Popen[bytes]], m: V2Manager, code: str) -> subprocess.Popen[bytes]:
+    p = subprocess.Popen([PY, "-S", "-c", "import sys\nsys.stdin.readline()\n" + code],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    procs.append(p)
+    m.apply(p.pid)
+    return p
+
+
+def go(p: subprocess.Popen[bytes]) -> None:
+    assert p.stdin
+    p.stdin.write(b"go\n")
+    p.stdin.flush()
+
+
+def utime(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[11])
+
+
+def test_join_list_and_destroy(mgr: V2Manager, procs: list[subprocess.Popen[bytes]], cgroup_path: str) -> None:
+    p = start(procs, mgr, "import time; time.sleep(60)")
+    assert f"0::{cgroup_path}\n" in Path(f"/proc/{p.pid}/cgroup").read_text()
+    assert mgr.pids() == [p.pid]
+    s = mgr.stats()
+    assert set(s) >= {"cpu", "memory", "pids", "blkio", "hugetlb"}
+    m2 = load_manager(mgr.save())
+    m2.kill_all(signal.SIGKILL)  # cgroup.kill
+    assert p.wait(10) == -signal.SIGKILL
+    wait_until(lambda: not m2.pids(), "the cgroup to empty")
+    m2.destroy()
+    assert not m2.exists() and not os.path.exists(mgr.path)
+
+
+def test_freeze_and_thaw(mgr: V2Manager, procs: list[subprocess.Popen[bytes]]) -> None:
+    if not os.path.exists(f"{mgr.path}/cgroup.freeze"):
+        pytest.skip("no cgroup.freeze in this kernel")
+    p = start(procs, mgr, "while True: pass")
+    go(p)
+    wait_until(lambda: utime(p.pid) > 0, "the loop to use CPU")
+    mgr.freeze()
+    assert mgr.is_frozen()
+    t0 = utime(p.pid)
+    time.sleep(0.3)  # a measurement window, not synchronisation
+    assert utime(p.pid) == t0
+    mgr.thaw()
+    assert not mgr.is_frozen()
+    wait_until(lambda: utime(p.pid) > t0, "the loop to run again")
+
+
+def test_kill_all_with_another_signal_uses_the_freezer(mgr: V2Manager, procs: list[subprocess.Popen[bytes]]) -> None:
+    p = start(procs, mgr, "import time; time.sleep(60)")
+    mgr.kill_all(signal.SIGTERM)
+    assert p.wait(10) == -signal.SIGTERM
+    assert not mgr.is_frozen()
+
+
+def test_device_program_denies_what_the_rules_deny(mgr: V2Manager, procs: list[subprocess.Popen[bytes]]) -> None:
+    rules = [{"allow": False, "access": "rwm"},
+             {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
+             {"allow": True, "type": "c", "major": 1, "minor": 5, "access": "r"}]
+    mgr.set({"devices": rules})
+    assert len(bpf_devices.attached(mgr.path)) == 1
+    mgr.update({"devices": rules})  # replaced, not stacked
+    assert len(bpf_devices.attached(mgr.path)) == 1
+    p = start(procs, mgr, """
+import os
+def try_open(path, flags):
+    try:
+        os.close(os.open(path, flags))
+        return "ok"
+    except OSError as e:
+        return str(e.errno)
+print(try_open("/dev/null", os.O_RDWR), try_open("/dev/zero", os.O_RDONLY),
+      try_open("/dev/zero", os.O_WRONLY), try_open("/dev/full", os.O_RDONLY))
+""")
+    go(p)
+    out, _ = p.communicate(timeout=30)
+    assert out.decode().split() == ["ok", "ok", "1", "1"]
+
+
+def test_unavailable_controllers_are_named(mgr: V2Manager) -> None:
+    available = set(Path(mgr.path, "cgroup.controllers").read_text().split())
+    if "pids" in available:
+        mgr.set({"pids": {"limit": 7}})
+        assert Path(mgr.path, "pids.max").read_text().strip() == "7"
+    else:
+        with pytest.raises(HakoError, match=r"pids.max.*does not exist.*pids controller"):
+            mgr.set({"pids": {"limit": 7}})
+    if "hugetlb" in available:
+        mgr.set({"hugepageLimits": [{"pageSize": "2MB", "limit": 2 << 20}]})
+        assert Path(mgr.path, "hugetlb.2MB.max").read_text().strip() == str(2 << 20)
+    else:
+        with pytest.raises(HakoError, match="hugetlb.2MB.max"):
+            mgr.set({"hugepageLimits": [{"pageSize": "2MB", "limit": 2 << 20}]})
+    if "memory" not in available:
+        with pytest.raises(HakoError, match=r"unified.memory.high.*does not exist"):
+            mgr.set({"unified": {"memory.high": "1000000"}})
+
+
+def test_nested_cgroups_are_listed_and_removed(mgr: V2Manager, procs: list[subprocess.Popen[bytes]]) -> None:
+    sub = V2Manager(mgr.mountpoint, mgr.path + "/sub")
+    sub.create()
+    p = start(procs, sub, "import time; time.sleep(60)")
+    assert mgr.pids() == [p.pid]
+    mgr.kill_all(signal.SIGKILL)
+    p.wait(10)
+    wait_until(lambda: not mgr.pids(), "the cgroup to empty")
+    mgr.destroy()
+    assert not os.path.exists(sub.path)
