@@ -1,0 +1,417 @@
+"""The image commands of ``hako``: pull, push, images, rmi, tag, save, load, import, login,
+logout, and the ``hako image ...`` group (ls, rm, inspect, mount, unmount, prune, ...)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from hako.errors import ConfigError, HakoError
+
+
+def _bool(s: str) -> bool:
+    v = s.strip().lower()
+    if v in ("true", "1", "yes", "on"):
+        return True
+    if v in ("false", "0", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"invalid boolean {s!r}")
+
+
+def _store(args: argparse.Namespace) -> Any:
+    from hako.images.store import ImageStore
+
+    return ImageStore(args.root)
+
+
+def _tls(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tls-verify", type=_bool, nargs="?", const=True, default=None, metavar="BOOL",
+                   help="require HTTPS with a verified certificate (default: yes, except loopback)")
+
+
+# -- commands ----------------------------------------------------------------------------
+def cmd_pull(args: argparse.Namespace) -> int:
+    with _store(args) as s:
+        image = s.pull(args.ref, platform=args.platform, tls_verify=args.tls_verify, quiet=args.quiet)
+    print(image.id[7:])
+    return 0
+
+
+def cmd_push(args: argparse.Namespace) -> int:
+    with _store(args) as s:
+        digest = s.push(args.ref, args.dest, tls_verify=args.tls_verify, quiet=args.quiet)
+    if not args.quiet:
+        print(digest)
+    return 0
+
+
+def _ago(created: str) -> str:
+    from datetime import datetime
+
+    if not created:
+        return "N/A"
+    try:
+        t = datetime.fromisoformat(created.replace("Z", "+00:00")[:26] + "+00:00"
+                                   if "." in created else created.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return created
+    d = time.time() - t
+    for unit, sec in (("year", 31536000), ("month", 2592000), ("week", 604800), ("day", 86400),
+                      ("hour", 3600), ("minute", 60)):
+        if d >= sec:
+            n = int(d // sec)
+            return f"{n} {unit}{'s' if n > 1 else ''} ago"
+    return "Less than a minute ago" if d >= 0 else created
+
+
+def cmd_images(args: argparse.Namespace) -> int:
+    from hako.images.inspect import familiar
+    from hako.images.progress import human
+
+    with _store(args) as s:
+        images = s.list()
+        if args.filter_ref:
+            wanted = {s.resolve_id(r) for r in args.filter_ref if s.exists(r)}
+            images = [i for i in images if i.id in wanted]
+        rows = []
+        for img in images:
+            names = img.repo_tags or [""]
+            for name in names:
+                if name:
+                    fam = familiar(name)
+                    repo, _, tag = fam.rpartition(":")
+                else:
+                    repo, tag = "<none>", "<none>"
+                digest = img.repo_digests[0].rsplit("@", 1)[1] if img.repo_digests else ""
+                rows.append({"Repository": repo, "Tag": tag, "Id": img.id, "Digest": digest,
+                             "Created": img.created, "CreatedSince": _ago(img.created), "Size": img.size,
+                             "Names": [familiar(t) for t in img.repo_tags]})
+    if args.quiet:
+        seen: set[str] = set()
+        for r in rows:
+            if r["Id"] not in seen:
+                seen.add(r["Id"])
+                print(r["Id"] if args.no_trunc else r["Id"][7:19])
+        return 0
+    if args.format == "json":
+        print(json.dumps(rows, indent=2))
+        return 0
+    if args.format and args.format != "table":
+        for r in rows:
+            print(_template(args.format, r))
+        return 0
+    headers = ["REPOSITORY", "TAG"] + (["DIGEST"] if args.digests else []) + ["IMAGE ID", "CREATED", "SIZE"]
+    table = [headers]
+    for r in rows:
+        rid = r["Id"] if args.no_trunc else r["Id"][7:19]
+        table.append([r["Repository"], r["Tag"]] + ([r["Digest"] or "<none>"] if args.digests else [])
+                     + [rid, r["CreatedSince"], human(r["Size"])])
+    widths = [max(len(row[i]) for row in table) for i in range(len(headers))]
+    for row in table:
+        print("   ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
+def _template(fmt: str, row: dict[str, Any]) -> str:
+    """Tiny subset of Go templates: ``{{.Field}}`` only."""
+    import re
+
+    out = fmt.replace("\\t", "\t")
+    return re.sub(r"\{\{\s*\.(\w+)\s*\}\}", lambda m: str(row.get(m.group(1), "")), out)
+
+
+def cmd_rmi(args: argparse.Namespace) -> int:
+    rc = 0
+    with _store(args) as s:
+        for ref in args.images:
+            try:
+                for line in s.remove(ref, force=args.force):
+                    print(line)
+            except HakoError as exc:
+                print(f"hako: {exc}", file=sys.stderr)
+                rc = 125 if not args.force or "in use" in str(exc) else rc
+                if args.force and "not found" in str(exc):
+                    rc = 0
+    return rc
+
+
+def cmd_tag(args: argparse.Namespace) -> int:
+    with _store(args) as s:
+        s.tag(args.src, args.dst)
+    return 0
+
+
+def cmd_untag(args: argparse.Namespace) -> int:
+    with _store(args) as s:
+        for name in args.names:
+            s.untag(name)
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    with _store(args) as s:
+        out = [s.inspect(r) for r in args.images]
+    if args.format:
+        for o in out:
+            print(_go_format(args.format, o))
+    else:
+        print(json.dumps(out, indent=4))
+    return 0
+
+
+def _go_format(fmt: str, obj: dict[str, Any]) -> str:
+    """``{{.A.B}}`` and ``{{json .A}}`` lookups: enough for scripts and tests."""
+    import re
+
+    def get(path: str) -> Any:
+        cur: Any = obj
+        for part in [p for p in path.split(".") if p]:
+            cur = cur.get(part) if isinstance(cur, dict) else None
+        return cur
+
+    def repl(m: re.Match[str]) -> str:
+        expr = m.group(1).strip()
+        if expr.startswith("json "):
+            return json.dumps(get(expr[5:].strip()))
+        v = get(expr)
+        if isinstance(v, list | dict):
+            return json.dumps(v) if isinstance(v, dict) else "[" + " ".join(map(str, v)) + "]"
+        return "" if v is None else str(v)
+
+    return re.sub(r"\{\{(.*?)\}\}", repl, fmt.replace("\\n", "\n").replace("\\t", "\t"))
+
+
+def cmd_save(args: argparse.Namespace) -> int:
+    if not args.output:
+        raise ConfigError("-o", "give an output file with -o FILE (refusing to write a tar to a terminal)")
+    with _store(args) as s:
+        s.save(args.images, Path(args.output), args.format)
+    return 0
+
+
+def cmd_load(args: argparse.Namespace) -> int:
+    if not args.input:
+        raise ConfigError("-i", "give an archive with -i FILE")
+    with _store(args) as s:
+        images = s.load(Path(args.input))
+        for img in images:
+            from hako.images.inspect import familiar
+
+            names = ", ".join(familiar(t) for t in img.repo_tags) or img.id
+            print(f"Loaded image: {names}")
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    changes: dict[str, Any] = {}
+    for c in args.change or []:
+        key, _, val = c.partition(" ")
+        key = key.upper()
+        val = val.strip()
+        if key in ("CMD", "ENTRYPOINT"):
+            changes[key.capitalize() if key == "CMD" else "Entrypoint"] = (
+                json.loads(val) if val.startswith("[") else ["/bin/sh", "-c", val])
+        elif key == "ENV":
+            k, _, v = val.partition("=")
+            changes.setdefault("Env", ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"])
+            changes["Env"].append(f"{k}={v}")
+        elif key == "WORKDIR":
+            changes["WorkingDir"] = val
+        elif key == "USER":
+            changes["User"] = val
+        else:
+            raise ConfigError("--change", f"unsupported instruction {key}")
+    with _store(args) as s:
+        img = s.import_tarball(Path(args.tarball), args.ref, message=args.message or "", changes=changes)
+    print(img.id)
+    return 0
+
+
+def cmd_login(args: argparse.Namespace) -> int:
+    import getpass
+
+    from hako.images import auth
+    from hako.images.registry import RegistryClient
+
+    user = args.username or input("Username: ")
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    elif args.password is not None:
+        password = args.password
+    else:
+        password = getpass.getpass("Password: ")
+    creds = auth.Credentials(user, password)
+    registry = _registry_host(args.registry)
+    with RegistryClient(registry, root=args.root, tls_verify=args.tls_verify, credentials=creds) as c:
+        r = c.request("GET", "/v2/", scope="")
+        if r.status_code != 200:
+            raise HakoError(f"login to {registry} failed: HTTP {r.status_code}")
+    auth.store(args.root, registry, creds)
+    print("Login Succeeded!")
+    return 0
+
+
+def _registry_host(s: str) -> str:
+    s = s.removeprefix("https://").removeprefix("http://").split("/", 1)[0]
+    return "docker.io" if s in ("index.docker.io", "registry-1.docker.io") else s
+
+
+def cmd_logout(args: argparse.Namespace) -> int:
+    from hako.images import auth
+
+    registry = _registry_host(args.registry)
+    if not auth.remove(args.root, registry):
+        raise HakoError(f"not logged into {registry}")
+    print(f"Removed login credentials for {registry}")
+    return 0
+
+
+def cmd_mount(args: argparse.Namespace) -> int:
+    with _store(args) as s:
+        for ref in args.images:
+            print(s.mount(ref))
+    return 0
+
+
+def cmd_unmount(args: argparse.Namespace) -> int:
+    with _store(args) as s:
+        for ref in args.images:
+            s.unmount(ref)
+    return 0
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    with _store(args) as s:
+        for line in s.prune(all_images=args.all):
+            print(line)
+    return 0
+
+
+# -- registration ------------------------------------------------------------------------
+Adder = Callable[[Any, str, list[str]], argparse.ArgumentParser]
+
+
+def _pull(sp: Any, name: str, aliases: list[str]) -> argparse.ArgumentParser:
+    p: argparse.ArgumentParser = sp.add_parser(name, aliases=aliases, help="pull an image from a registry")
+    p.add_argument("--platform", help="os/arch[/variant] to choose from a multi-platform image")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    _tls(p)
+    p.add_argument("ref")
+    p.set_defaults(func=cmd_pull)
+    return p
+
+
+def _push(sp: Any, name: str, aliases: list[str]) -> argparse.ArgumentParser:
+    p: argparse.ArgumentParser = sp.add_parser(name, aliases=aliases, help="push an image to a registry")
+    p.add_argument("-q", "--quiet", action="store_true")
+    _tls(p)
+    p.add_argument("ref")
+    p.add_argument("dest", nargs="?", help="destination reference (default: REF)")
+    p.set_defaults(func=cmd_push)
+    return p
+
+
+def _ls(sp: Any, name: str, aliases: list[str]) -> argparse.ArgumentParser:
+    p: argparse.ArgumentParser = sp.add_parser(name, aliases=aliases, help="list images")
+    p.add_argument("-q", "--quiet", action="store_true", help="only image ids")
+    p.add_argument("-a", "--all", action="store_true", help="accepted for Docker compatibility")
+    p.add_argument("--format", help="table, json, or a {{.Field}} template")
+    p.add_argument("--no-trunc", action="store_true")
+    p.add_argument("--digests", action="store_true")
+    p.add_argument("filter_ref", nargs="*", metavar="REPOSITORY[:TAG]")
+    p.set_defaults(func=cmd_images)
+    return p
+
+
+def _rm(sp: Any, name: str, aliases: list[str]) -> argparse.ArgumentParser:
+    p: argparse.ArgumentParser = sp.add_parser(name, aliases=aliases, help="remove images")
+    p.add_argument("-f", "--force", action="store_true")
+    p.add_argument("images", nargs="+")
+    p.set_defaults(func=cmd_rmi)
+    return p
+
+
+def _tag(sp: Any, name: str, aliases: list[str]) -> argparse.ArgumentParser:
+    p: argparse.ArgumentParser = sp.add_parser(name, aliases=aliases, help="add a name to an image")
+    p.add_argument("src")
+    p.add_argument("dst")
+    p.set_defaults(func=cmd_tag)
+    return p
+
+
+def _save(sp: Any, name: str, aliases: list[str]) -> argparse.ArgumentParser:
+    p: argparse.ArgumentParser = sp.add_parser(name, aliases=aliases, help="write images to an archive")
+    p.add_argument("-o", "--output")
+    p.add_argument("--format", default="oci-archive", choices=["oci-archive", "docker-archive"])
+    p.add_argument("images", nargs="+")
+    p.set_defaults(func=cmd_save)
+    return p
+
+
+def _load(sp: Any, name: str, aliases: list[str]) -> argparse.ArgumentParser:
+    p: argparse.ArgumentParser = sp.add_parser(name, aliases=aliases, help="load images from an archive")
+    p.add_argument("-i", "--input")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.set_defaults(func=cmd_load)
+    return p
+
+
+def _import(sp: Any, name: str, aliases: list[str]) -> argparse.ArgumentParser:
+    p: argparse.ArgumentParser = sp.add_parser(name, aliases=aliases,
+                                               help="make a one-layer image from a rootfs tarball")
+    p.add_argument("-m", "--message")
+    p.add_argument("-c", "--change", action="append", help="CMD, ENTRYPOINT, ENV, WORKDIR or USER")
+    p.add_argument("tarball")
+    p.add_argument("ref", nargs="?")
+    p.set_defaults(func=cmd_import)
+    return p
+
+
+def register(subparsers: Any) -> None:
+    commands: list[tuple[Adder, str, list[str]]] = [(_pull, "pull", []), (_push, "push", []), (_ls, "images", []),
+                                 (_rm, "rmi", []), (_tag, "tag", []), (_save, "save", []),
+                                 (_load, "load", []), (_import, "import", [])]
+    for adder, name, aliases in commands:
+        adder(subparsers, name, aliases)
+
+    p = subparsers.add_parser("login", help="store credentials for a registry")
+    p.add_argument("-u", "--username")
+    p.add_argument("-p", "--password")
+    p.add_argument("--password-stdin", action="store_true")
+    _tls(p)
+    p.add_argument("registry")
+    p.set_defaults(func=cmd_login)
+    p = subparsers.add_parser("logout", help="remove stored credentials")
+    p.add_argument("registry")
+    p.set_defaults(func=cmd_logout)
+
+    img = subparsers.add_parser("image", help="manage images")
+    isp = img.add_subparsers(dest="image_command", metavar="COMMAND")
+    img.set_defaults(func=lambda a: (img.print_help(), 125)[1])
+    sub: list[tuple[Adder, str, list[str]]] = [
+        (_pull, "pull", []), (_push, "push", []), (_ls, "ls", ["list"]), (_rm, "rm", []), (_tag, "tag", []),
+        (_save, "save", []), (_load, "load", []), (_import, "import", [])]
+    for adder, name, aliases in sub:
+        adder(isp, name, aliases)
+    p = isp.add_parser("inspect", help="show image details as JSON")
+    p.add_argument("-f", "--format")
+    p.add_argument("images", nargs="+")
+    p.set_defaults(func=cmd_inspect)
+    p = isp.add_parser("untag", help="remove names from an image")
+    p.add_argument("names", nargs="+")
+    p.set_defaults(func=cmd_untag)
+    p = isp.add_parser("mount", help="mount an image read-only and print the path")
+    p.add_argument("images", nargs="+")
+    p.set_defaults(func=cmd_mount)
+    p = isp.add_parser("unmount", aliases=["umount"], help="unmount an image")
+    p.add_argument("images", nargs="+")
+    p.set_defaults(func=cmd_unmount)
+    p = isp.add_parser("prune", help="remove dangling images and unused blobs")
+    p.add_argument("-a", "--all", action="store_true", help="every image no container uses")
+    p.add_argument("-f", "--force", action="store_true", help="accepted for Docker compatibility")
+    p.set_defaults(func=cmd_prune)
