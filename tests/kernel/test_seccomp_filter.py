@@ -208,20 +208,44 @@ def test_libseccomp_load_path_has_the_same_semantics(tmp_path: Path) -> None:
     assert res.value == [None, errno.ENOSYS]
 
 
-def test_prepared_filter_loads_after_the_filesystem_is_gone(tmp_path: Path) -> None:
-    # What the container init does: compile before pivot_root, install after it, when
-    # neither libseccomp nor hako's modules can be opened any more.
+AFTER_CHROOT = """
+import ctypes, json, os, sys
+import hako.seccomp as sc
+profile = json.loads(sys.argv[2])
+# A fresh interpreter: nothing of hako.seccomp is imported before this point.
+assert "hako.seccomp.filter" not in sys.modules
+handle = sc.prepare(profile) if sys.argv[3] == "prepare" else sc.validate(profile)
+ctypes.CDLL(None).prctl(38, 1, 0, 0, 0)
+os.chroot(sys.argv[1])
+os.chdir("/")
+sc.load(handle if sys.argv[3] == "prepare" else profile)
+try:
+    os.mkdir("/x")
+    err = 0
+except OSError as e:
+    err = e.errno
+print(json.dumps([err, os.listdir("/")]))
+"""
+
+
+@pytest.mark.parametrize("way", ["prepare", "validate"])
+def test_load_works_after_the_filesystem_is_gone(tmp_path: Path, way: str) -> None:
+    # What the container init does: validate (create, before forking) or prepare before
+    # pivot_root, load after it, when neither libseccomp nor hako's modules can be opened.
+    import json
+    import subprocess
+    import sys
+
     empty = tmp_path / "empty"
     empty.mkdir()
-
-    def prepare_then_chroot() -> Any:
-        prepared = prepare(_profile(DENY_MKDIR_38))
-        os.chroot(empty)
-        os.chdir("/")
-        return seccomp.load(prepared)
-
-    res = run_filtered(prepare_then_chroot, lambda fd: [fd, _mkdir_errno(Path("/x")), os.listdir("/")])
-    assert res.value == [None, errno.ENOSYS, []]
+    out = subprocess.run(
+        [sys.executable, "-c", AFTER_CHROOT, str(empty), json.dumps(_profile(DENY_MKDIR_38)), way],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == [errno.ENOSYS, []]
 
 
 def test_compiled_programs_are_cached(tmp_path: Path) -> None:

@@ -24,10 +24,27 @@ if TYPE_CHECKING:
 
 
 def validate(seccomp: dict[str, Any]) -> None:
-    """Raise ConfigError naming the JSON path (``linux.seccomp.syscalls[3].action``) if invalid."""
+    """Raise ConfigError naming the JSON path (``linux.seccomp.syscalls[3].action``) if invalid.
+
+    A valid profile also warms ``load``: its modules are imported and libseccomp is
+    dlopen'ed here, in ``create`` before forking, so the init's later ``load(seccomp)``
+    still works after pivot_root (or after setns into the container's mount namespace),
+    when neither could be opened any more. ``prepare`` does the same and compiles too.
+    """
     from hako.seccomp.profile import validate as _validate
 
     _validate(seccomp)
+    warm()
+
+
+def warm() -> None:
+    """Import and dlopen everything ``load`` needs while the host's filesystem is visible."""
+    from hako.seccomp import filter as _filter
+    from hako.seccomp import libseccomp as _lib
+    from hako.seccomp import notify as _notify  # noqa: F401 - send_fd for a notify listener fd
+
+    _lib.lib()
+    _filter.warm()
 
 
 def prepare(seccomp: dict[str, Any], cache_dir: str | None = None) -> Prepared:
@@ -58,4 +75,4 @@ def default_profile(caps: list[str] | None = None) -> dict[str, Any]:
     return _default(caps)
 
 
-__all__ = ["default_profile", "load", "prepare", "send_to_listener", "validate"]
+__all__ = ["default_profile", "load", "prepare", "send_to_listener", "validate", "warm"]

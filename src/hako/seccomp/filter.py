@@ -174,6 +174,13 @@ def _raw_syscall() -> Any:
     return _SYSCALL
 
 
+def warm() -> None:
+    """Resolve what ``load`` needs later (libc's syscall, libseccomp's names, the errno text)."""
+    _raw_syscall()
+    scmp.syscall_resolve_name("seccomp")
+    scmp.version()
+
+
 _CACHE_FORMAT = b"hako-seccomp-bpf-1"
 
 
