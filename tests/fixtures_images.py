@@ -41,7 +41,7 @@ def auth_registry(scratch_root: Path) -> Iterator[ti.RegistryProcess]:
 
 
 @dataclass
-class TestImages:
+class ImageSet:
     registry: ti.RegistryProcess
     busybox: ti.Built
     busybox_zstd: ti.Built
@@ -54,7 +54,7 @@ class TestImages:
 
 
 @pytest.fixture(scope="session")
-def test_images(registry: ti.RegistryProcess) -> TestImages:
+def test_images(registry: ti.RegistryProcess) -> ImageSet:
     """busybox (gzip, zstd, docker schema 2), layered (whiteouts etc.), multiarch (index)."""
     bb = ti.busybox_tar()
     busybox = ti.build_image([bb])
@@ -70,7 +70,7 @@ def test_images(registry: ti.RegistryProcess) -> TestImages:
     ti.push(h, "hako-test/busybox", "docker", docker)
     ti.push(h, "hako-test/layered", "latest", layered)
     ti.push(h, "hako-test/multiarch", "latest", multi)
-    return TestImages(registry, busybox, zstd, docker, layered, multi)
+    return ImageSet(registry, busybox, zstd, docker, layered, multi)
 
 
 @pytest.fixture

@@ -61,7 +61,7 @@ def unpack_layer(store: ImageStore, chunks: Iterator[bytes], desc: Descriptor, d
     writer = store.content.writer() if keep_blob and not store.content.has(desc.digest) else None
     try:
         with store.snapshotter.new_layer(chain_id) as tmpdir:
-            reader = LayerReader(chunks, compression, writer, on_bytes)
+            reader = LayerReader(chunks, compression, writer, on_bytes, label=f"layer {desc.digest}")
             try:
                 apply_layer(reader, tmpdir)  # type: ignore[arg-type]
             except (RegistryError, Cancelled):

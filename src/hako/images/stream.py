@@ -70,8 +70,9 @@ class LayerReader:
     """A read-only, sequential file object over the decompressed layer."""
 
     def __init__(self, chunks: Iterator[bytes], compression: str, blob: BlobWriter | None = None,
-                 on_bytes: Callable[[int], None] | None = None) -> None:
+                 on_bytes: Callable[[int], None] | None = None, label: str = "layer") -> None:
         self._chunks = chunks
+        self._label = label
         self._d = decompressor(compression)
         self._blob = blob
         self._on_bytes = on_bytes
@@ -98,7 +99,7 @@ class LayerReader:
             try:
                 out = self._d.decompress(chunk)
             except Exception as exc:  # zlib.error, zstd.ZstdError, lzma.LZMAError ...
-                raise RegistryError(f"layer does not decompress: {exc}") from None
+                raise RegistryError(f"{self._label} does not decompress (corrupted or tampered): {exc}") from None
             if out:
                 self._push(out)
                 return True
