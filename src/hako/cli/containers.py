@@ -1,0 +1,782 @@
+"""``hako`` container commands with Docker's flags: run, create, start, stop, ps, logs, exec, ...
+
+Every command is a thin layer over ``hako.engine`` (the Python API uses the same code). Heavy
+modules (rich, the image store) are imported only by the commands that need them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from datetime import UTC
+from pathlib import Path
+from typing import Any
+
+from hako.errors import HakoError
+
+
+def _engine(args: argparse.Namespace) -> Any:
+    from hako.engine.containers import Engine
+
+    return Engine(args.root, runtime=getattr(args, "runtime", None) or os.environ.get("HAKO_RUNTIME"),
+                  cgroup_parent=getattr(args, "cgroup_parent", None))
+
+
+# --- run / create ----------------------------------------------------------------------------------
+def _add_create_flags(p: argparse.ArgumentParser) -> None:
+    a = p.add_argument
+    a("-d", "--detach", action="store_true", help="run in the background and print the container id")
+    a("-i", "--interactive", action="store_true", help="keep stdin open")
+    a("-t", "--tty", action="store_true", help="allocate a pseudo-terminal")
+    a("--rm", action="store_true", help="remove the container when it exits")
+    a("--name")
+    a("-e", "--env", action="append", default=[])
+    a("--env-file", action="append", default=[])
+    a("-w", "--workdir")
+    a("-u", "--user")
+    a("--entrypoint")
+    a("-v", "--volume", action="append", default=[])
+    a("--mount", action="append", default=[])
+    a("--tmpfs", action="append", default=[])
+    a("--read-only", action="store_true")
+    a("-m", "--memory")
+    a("--memory-swap")
+    a("--cpus", type=float)
+    a("-c", "--cpu-shares", type=int)
+    a("--cpuset-cpus")
+    a("--pids-limit", type=int)
+    a("--ulimit", action="append", default=[])
+    a("--cap-add", action="append", default=[])
+    a("--cap-drop", action="append", default=[])
+    a("--privileged", action="store_true")
+    a("--security-opt", action="append", default=[])
+    a("-h", "--hostname")
+    a("--network", "--net", default="none")
+    a("--restart", default="no")
+    a("--health-cmd")
+    a("--health-interval")
+    a("--health-timeout")
+    a("--health-retries", type=int)
+    a("--health-start-period")
+    a("--no-healthcheck", action="store_true")
+    a("--init", action="store_true")
+    a("-l", "--label", action="append", default=[])
+    a("--stop-signal")
+    a("--stop-timeout", type=int)
+    a("--pull", default="missing", choices=["missing", "always", "never"])
+    a("--runtime", help="any runc-compatible runtime (path or command)")
+    a("--cgroup-parent")
+    a("--log-opt", action="append", default=[])
+    a("image")
+    a("command", nargs=argparse.REMAINDER)
+
+
+def create_options(args: argparse.Namespace) -> Any:
+    from hako.engine.config import (
+        CreateOptions,
+        parse_bytes,
+        parse_duration,
+        parse_mount,
+        parse_tmpfs,
+        parse_volume,
+    )
+
+    mounts = [parse_volume(v) for v in args.volume] + [parse_mount(m) for m in args.mount]
+    mounts += [parse_tmpfs(t) for t in args.tmpfs]
+
+    def dur(v: str | None, what: str) -> float | None:
+        return None if v is None else parse_duration(v, what)
+
+    opts = CreateOptions(
+        image=args.image, command=list(args.command), name=args.name, detach=args.detach,
+        interactive=args.interactive, tty=args.tty, rm=args.rm, env=args.env, env_files=args.env_file,
+        workdir=args.workdir, user=args.user, entrypoint=args.entrypoint, mounts=mounts,
+        read_only=args.read_only, memory=parse_bytes(args.memory, "memory") if args.memory else None,
+        memory_swap=parse_bytes(args.memory_swap, "memory-swap") if args.memory_swap else None,
+        cpus=args.cpus, cpu_shares=args.cpu_shares, cpuset_cpus=args.cpuset_cpus, pids_limit=args.pids_limit,
+        ulimits=args.ulimit, cap_add=args.cap_add, cap_drop=args.cap_drop, privileged=args.privileged,
+        security_opt=args.security_opt, hostname=args.hostname, network=args.network, restart=args.restart,
+        health_cmd=args.health_cmd, health_interval=dur(args.health_interval, "health-interval"),
+        health_timeout=dur(args.health_timeout, "health-timeout"), health_retries=args.health_retries,
+        health_start_period=dur(args.health_start_period, "health-start-period"),
+        no_healthcheck=args.no_healthcheck, init=args.init, labels=args.label, stop_signal=args.stop_signal,
+        stop_timeout=args.stop_timeout, pull=args.pull, runtime=args.runtime, cgroup_parent=args.cgroup_parent,
+    )
+    for lo in args.log_opt:
+        k, _, v = lo.partition("=")
+        if k == "max-size":
+            opts.log_max_size = parse_bytes(v, "log-opt max-size")
+        elif k == "max-file":
+            opts.log_max_files = int(v)
+    return opts
+
+
+def cmd_create(args: argparse.Namespace) -> int:
+    eng = _engine(args)
+    rec = eng.create(create_options(args))
+    print(rec["Id"])
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from hako.engine.containers import ContainerError
+
+    eng = _engine(args)
+    opts = create_options(args)
+    rec = eng.create(opts)
+    cid = rec["Id"]
+    if args.detach:
+        try:
+            eng.start(cid)
+        except ContainerError as exc:
+            print(f"hako: {exc}", file=sys.stderr)
+            return exc.code
+        print(cid)
+        return 0
+    try:
+        sock = eng.start(cid, attach=True)
+    except ContainerError as exc:
+        print(f"hako: {exc}", file=sys.stderr)
+        if opts.rm:
+            eng.remove(cid, force=True)
+        return exc.code
+    assert sock is not None
+    try:
+        code = attach_session(sock, stdin=opts.interactive, tty=opts.tty)
+    except KeyboardInterrupt:
+        eng.kill(cid, "KILL")
+        code = 130
+    if opts.rm:
+        eng.remove(cid, force=True, volumes=True)
+    return code
+
+
+def attach_session(sock: Any, stdin: bool, tty: bool) -> int:
+    """Copy the container's output to ours (and our stdin to it) until it exits; its exit code."""
+    import threading
+
+    from hako.engine import monitor as mon
+    from hako.engine.containers import read_frames, resize_payload, send_frame
+
+    restore = None
+    if stdin:
+        if tty and os.isatty(0):
+            import termios
+            import tty as ttymod
+
+            restore = termios.tcgetattr(0)
+            ttymod.setraw(0)
+
+            def resize(*_: Any) -> None:
+                try:
+                    size = os.get_terminal_size(0)
+                    send_frame(sock, mon.RESIZE, resize_payload(size.lines, size.columns))
+                except OSError:
+                    pass
+
+            import signal
+
+            signal.signal(signal.SIGWINCH, resize)
+            resize()
+
+        def pump_stdin() -> None:
+            try:
+                while True:
+                    data = os.read(0, 65536)
+                    if not data:
+                        send_frame(sock, mon.STDIN_CLOSE)
+                        return
+                    send_frame(sock, mon.STDIN, data)
+            except OSError:
+                return
+
+        threading.Thread(target=pump_stdin, daemon=True).start()
+    code = 125
+    out, err = sys.stdout.buffer, sys.stderr.buffer
+    try:
+        for kind, payload in read_frames(sock):
+            if kind == mon.OUT:
+                out.write(payload)
+                out.flush()
+            elif kind == mon.ERR:
+                err.write(payload)
+                err.flush()
+            elif kind == mon.FAIL:
+                err.write(b"hako: " + payload + b"\n")
+            elif kind == mon.EXIT:
+                code = int(payload)
+    finally:
+        if restore is not None:
+            import termios
+
+            termios.tcsetattr(0, termios.TCSADRAIN, restore)
+        sock.close()
+    return code
+
+
+# --- lifecycle -----------------------------------------------------------------------------------------
+def cmd_start(args: argparse.Namespace) -> int:
+    from hako.engine.containers import ContainerError
+
+    eng = _engine(args)
+    code = 0
+    for ref in args.containers:
+        try:
+            sock = eng.start(ref, attach=args.attach)
+        except ContainerError as exc:
+            print(f"hako: {exc}", file=sys.stderr)
+            code = exc.code
+            continue
+        if sock is not None:
+            return attach_session(sock, stdin=args.interactive, tty=bool(eng.get(ref)["Config"].get("Tty")))
+        print(ref)
+    return code
+
+
+def _each(args: argparse.Namespace, fn: Any) -> int:
+    code = 0
+    for ref in args.containers:
+        try:
+            fn(ref)
+            print(ref)
+        except HakoError as exc:
+            print(f"hako: {exc}", file=sys.stderr)
+            code = 1
+    return code
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    eng = _engine(args)
+    return _each(args, lambda r: eng.stop(r, args.time, args.signal))
+
+
+def cmd_restart(args: argparse.Namespace) -> int:
+    eng = _engine(args)
+    return _each(args, lambda r: eng.restart(r, args.time))
+
+
+def cmd_kill(args: argparse.Namespace) -> int:
+    eng = _engine(args)
+    return _each(args, lambda r: eng.kill(r, args.signal))
+
+
+def cmd_pause(args: argparse.Namespace) -> int:
+    eng = _engine(args)
+    return _each(args, eng.pause)
+
+
+def cmd_unpause(args: argparse.Namespace) -> int:
+    eng = _engine(args)
+    return _each(args, eng.unpause)
+
+
+def cmd_rm(args: argparse.Namespace) -> int:
+    eng = _engine(args)
+    return _each(args, lambda r: eng.remove(r, force=args.force, volumes=args.volumes,
+                                            from_monitor=args.from_monitor))
+
+
+def cmd_wait(args: argparse.Namespace) -> int:
+    eng = _engine(args)
+    for ref in args.containers:
+        print(eng.wait(ref))
+    return 0
+
+
+def cmd_rename(args: argparse.Namespace) -> int:
+    _engine(args).rename(args.container, args.new_name)
+    return 0
+
+
+# --- ps / inspect / logs -------------------------------------------------------------------------------
+def _ago(ts: str) -> str:
+    from datetime import datetime
+
+    try:
+        t = datetime.strptime(ts[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
+    except ValueError:
+        return ""
+    secs = int(time.time() - t.timestamp())
+    if secs < 1:
+        return "Less than a second"
+    if secs < 60:
+        return f"{secs} second{'s' if secs != 1 else ''}"
+    if secs < 3600:
+        return f"{secs // 60} minute{'s' if secs // 60 != 1 else ''}"
+    if secs < 86400:
+        return f"{secs // 3600} hour{'s' if secs // 3600 != 1 else ''}"
+    return f"{secs // 86400} day{'s' if secs // 86400 != 1 else ''}"
+
+
+def status_text(info: dict[str, Any]) -> str:
+    s = info["State"]
+    st = s["Status"]
+    if st in ("running", "paused"):
+        text = f"Up {_ago(s['StartedAt'])}"
+        if s.get("Health"):
+            hs = s["Health"]["Status"]
+            text += " (health: starting)" if hs == "starting" else f" ({hs})"
+        return text + (" (Paused)" if st == "paused" else "")
+    if st == "restarting":
+        return f"Restarting ({s['ExitCode']}) {_ago(s['FinishedAt'])} ago"
+    if st == "exited":
+        return f"Exited ({s['ExitCode']}) {_ago(s['FinishedAt'])} ago"
+    return "Created"
+
+
+def _matches(info: dict[str, Any], filters: list[str]) -> bool:
+    for f in filters:
+        key, _, value = f.partition("=")
+        if key == "status" and info["State"]["Status"] != value:
+            return False
+        if key == "name" and value not in info["Name"]:
+            return False
+        if key == "id" and not info["Id"].startswith(value):
+            return False
+        if key == "ancestor" and value not in (info["Image"], info["ImageID"]):
+            return False
+        if key == "exited" and (info["State"]["Status"] != "exited" or str(info["State"]["ExitCode"]) != value):
+            return False
+        if key == "health" and (info["State"].get("Health") or {}).get("Status", "none") != value:
+            return False
+        if key == "label":
+            k, eq, v = value.partition("=")
+            labels = info["Config"].get("Labels") or {}
+            if k not in labels or (eq and labels[k] != v):
+                return False
+    return True
+
+
+def cmd_ps(args: argparse.Namespace) -> int:
+    eng = _engine(args)
+    infos = [i for i in eng.list_containers(all_containers=args.all or bool(args.filter)) if _matches(i, args.filter)]
+    if args.last is not None:
+        infos = infos[:args.last]
+    if args.quiet:
+        for i in infos:
+            print(i["Id"][:12] if not args.no_trunc else i["Id"])
+        return 0
+    rows = []
+    for i in infos:
+        cmd = " ".join((i["Config"].get("Entrypoint") or []) + (i["Config"].get("Cmd") or []))
+        row = {"ID": i["Id"][:12] if not args.no_trunc else i["Id"], "Image": i["Image"],
+               "Command": cmd if args.no_trunc else (cmd[:20] + "…" if len(cmd) > 20 else cmd),
+               "CreatedAt": i["Created"], "RunningFor": _ago(i["Created"]) + " ago", "Status": status_text(i),
+               "State": i["State"]["Status"], "Ports": "", "Names": i["Name"].lstrip("/"),
+               "Labels": ",".join(f"{k}={v}" for k, v in (i["Config"].get("Labels") or {}).items())}
+        rows.append(row)
+    if args.format == "json" or args.format == "{{json .}}":
+        for r in rows:
+            print(json.dumps(r))
+        return 0
+    if args.format:
+        for r in rows:
+            print(_go_template(args.format, r))
+        return 0
+    cols = [("CONTAINER ID", "ID"), ("IMAGE", "Image"), ("COMMAND", "Command"), ("CREATED", "RunningFor"),
+            ("STATUS", "Status"), ("PORTS", "Ports"), ("NAMES", "Names")]
+    _table(cols, rows)
+    return 0
+
+
+def _go_template(fmt: str, data: dict[str, Any]) -> str:
+    import re
+
+    return re.sub(r"\{\{\s*\.(\w+)\s*\}\}", lambda m: str(data.get(m.group(1), "")), fmt).replace("\\t", "\t")
+
+
+def _table(cols: list[tuple[str, str]], rows: list[dict[str, Any]]) -> None:
+    widths = [max([len(h)] + [len(str(r[k])) for r in rows]) for h, k in cols]
+    print("   ".join(h.ljust(w) for (h, _), w in zip(cols, widths, strict=True)).rstrip())
+    for r in rows:
+        print("   ".join(str(r[k]).ljust(w) for (_, k), w in zip(cols, widths, strict=True)).rstrip())
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    eng = _engine(args)
+    out = []
+    code = 0
+    for ref in args.containers:
+        try:
+            out.append(eng.inspect(ref))
+        except HakoError as exc:
+            print(f"hako: {exc}", file=sys.stderr)
+            code = 1
+    if args.format:
+        for i in out:
+            print(_inspect_format(args.format, i))
+    else:
+        print(json.dumps(out, indent=4))
+    return code
+
+
+def _inspect_format(fmt: str, data: dict[str, Any]) -> str:
+    import re
+
+    def lookup(m: re.Match[str]) -> str:
+        expr = m.group(1).strip()
+        as_json = expr.startswith("json ")
+        path = expr[5:].strip() if as_json else expr
+        cur: Any = data
+        for part in [p for p in path.split(".") if p]:
+            cur = cur.get(part) if isinstance(cur, dict) else None
+        if as_json:
+            return json.dumps(cur)
+        if isinstance(cur, bool):
+            return "true" if cur else "false"
+        return "<no value>" if cur is None else str(cur)
+
+    return re.sub(r"\{\{(.*?)\}\}", lookup, fmt)
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    from hako.engine import logs
+
+    eng = _engine(args)
+    rec = eng.get(args.container)
+    cdir = eng.cdir(rec["Id"])
+    tail = None if args.tail in (None, "all") else int(args.tail)
+    since = logs.parse_since(args.since)
+    lines = (logs.follow(cdir, lambda: eng.is_running(rec), tail, since) if args.follow
+             else logs.read_logs(cdir, tail, since))
+    out, err = sys.stdout, sys.stderr
+    for line in lines:
+        text = f"{line.time} {line.text}" if args.timestamps else line.text
+        stream = err if line.stream == "stderr" else out
+        stream.write(text)
+        stream.flush()
+    return 0
+
+
+# --- exec / top / cp / export ----------------------------------------------------------------------
+def cmd_exec(args: argparse.Namespace) -> int:
+    import subprocess
+
+    eng = _engine(args)
+    argv, pj = eng.exec_argv(args.container, args.command, tty=args.tty, detach=args.detach, user=args.user,
+                             env=args.env, workdir=args.workdir, privileged=args.privileged)
+    log = pj.with_suffix(".log")
+    argv = [argv[0], "--log", str(log), "--log-format", "json", *argv[1:]]
+    try:
+        stdin = None if args.interactive else subprocess.DEVNULL
+        code = subprocess.run(argv, stdin=stdin).returncode
+        if code != 0 and log.exists():
+            for line in reversed(log.read_text(errors="replace").splitlines()):
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    continue
+                if entry.get("level") in ("error", "fatal"):
+                    from hako.engine.monitor import exit_code_for
+
+                    msg = str(entry.get("msg", ""))
+                    return exit_code_for(msg) if exit_code_for(msg) != 125 else 126
+        return code
+    finally:
+        pj.unlink(missing_ok=True)
+        log.unlink(missing_ok=True)
+
+
+def cmd_top(args: argparse.Namespace) -> int:
+    eng = _engine(args)
+    pids = eng.top(args.container)
+    rows = []
+    for pid in pids:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+            status = {k: v.strip() for k, _, v in (line.partition(":") for line in
+                                                   Path(f"/proc/{pid}/status").read_text().splitlines())}
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        rows.append({"UID": status.get("Uid", "").split()[0] if status.get("Uid") else "", "PID": str(pid),
+                     "PPID": fields[1], "STAT": fields[0], "CMD": cmdline or stat[stat.index("(") + 1:stat.rindex(")")]})
+    _table([("UID", "UID"), ("PID", "PID"), ("PPID", "PPID"), ("STAT", "STAT"), ("CMD", "CMD")], rows)
+    return 0
+
+
+def cmd_cp(args: argparse.Namespace) -> int:
+    from hako.engine.files import copy
+
+    copy(_engine(args), args.src, args.dst)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from hako.engine.files import export
+
+    export(_engine(args), args.container, args.output)
+    return 0
+
+
+def cmd_port(args: argparse.Namespace) -> int:
+    _engine(args).get(args.container)
+    return 0
+
+
+def cmd_prune(args: argparse.Namespace) -> int:
+    removed = _engine(args).prune()
+    print("Deleted Containers:")
+    for cid in removed:
+        print(cid)
+    return 0
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    from hako.engine.stats import run_stats
+
+    return run_stats(_engine(args), args.containers, all_containers=args.all, no_stream=args.no_stream,
+                     fmt=args.format)
+
+
+def cmd_debug(args: argparse.Namespace) -> int:
+    from hako.engine.files import debug_shell
+
+    return debug_shell(_engine(args), args.container, args.image, args.command)
+
+
+# --- volumes -------------------------------------------------------------------------------------------
+def cmd_volume_create(args: argparse.Namespace) -> int:
+    eng = _engine(args)
+    labels = dict(item.partition("=")[::2] for item in args.label)
+    print(eng.volumes.create(args.name, labels=labels))
+    return 0
+
+
+def cmd_volume_ls(args: argparse.Namespace) -> int:
+    vols = _engine(args).volumes.list_volumes()
+    if args.quiet:
+        for v in vols:
+            print(v["Name"])
+    elif args.format == "json":
+        for v in vols:
+            print(json.dumps(v))
+    else:
+        _table([("DRIVER", "Driver"), ("VOLUME NAME", "Name")], vols)
+    return 0
+
+
+def cmd_volume_inspect(args: argparse.Namespace) -> int:
+    eng = _engine(args)
+    print(json.dumps([eng.volumes.inspect(n) for n in args.names], indent=4))
+    return 0
+
+
+def cmd_volume_rm(args: argparse.Namespace) -> int:
+    eng = _engine(args)
+    code = 0
+    for n in args.names:
+        try:
+            eng.volumes.remove(n, force=args.force)
+            print(n)
+        except HakoError as exc:
+            print(f"hako: {exc}", file=sys.stderr)
+            code = 1
+    return code
+
+
+def cmd_volume_prune(args: argparse.Namespace) -> int:
+    removed = _engine(args).volumes.prune(all_volumes=args.all)
+    print("Deleted Volumes:")
+    for n in removed:
+        print(n)
+    return 0
+
+
+# --- system ----------------------------------------------------------------------------------------------
+def cmd_info(args: argparse.Namespace) -> int:
+    from hako.engine.system import info
+
+    data = info(_engine(args))
+    if args.format == "json":
+        print(json.dumps(data, indent=2))
+    else:
+        for k, v in data.items():
+            print(f"{k}: {v}")
+    return 0
+
+
+def cmd_version(args: argparse.Namespace) -> int:
+    from hako.engine.system import version
+
+    data = version(_engine(args))
+    if args.format == "json":
+        print(json.dumps(data, indent=2))
+    else:
+        for k, v in data.items():
+            print(f"{k}: {v}")
+    return 0
+
+
+def cmd_system_df(args: argparse.Namespace) -> int:
+    from hako.engine.system import disk_usage
+
+    rows = disk_usage(_engine(args))
+    _table([("TYPE", "Type"), ("TOTAL", "Total"), ("ACTIVE", "Active"), ("SIZE", "Size")], rows)
+    return 0
+
+
+def cmd_system_prune(args: argparse.Namespace) -> int:
+    from hako.engine.system import prune
+
+    for line in prune(_engine(args), volumes=args.volumes):
+        print(line)
+    return 0
+
+
+# --- registration ----------------------------------------------------------------------------------------
+def register(subparsers: Any) -> None:
+    def add(name: str, func: Any, help_: str, **kw: Any) -> argparse.ArgumentParser:
+        p = subparsers.add_parser(name, help=help_, **kw)
+        p.set_defaults(func=func)
+        return p
+
+    _add_create_flags(add("run", cmd_run, "create and start a container", add_help=False))
+    _add_create_flags(add("create", cmd_create, "create a container", add_help=False))
+
+    p = add("start", cmd_start, "start stopped containers")
+    p.add_argument("-a", "--attach", action="store_true")
+    p.add_argument("-i", "--interactive", action="store_true")
+    p.add_argument("containers", nargs="+")
+
+    for name, func, help_ in (("stop", cmd_stop, "stop running containers"),
+                              ("restart", cmd_restart, "restart containers")):
+        p = add(name, func, help_)
+        p.add_argument("-t", "--time", type=float)
+        if name == "stop":
+            p.add_argument("-s", "--signal")
+        p.add_argument("containers", nargs="+")
+
+    p = add("kill", cmd_kill, "send a signal to containers")
+    p.add_argument("-s", "--signal", default="KILL")
+    p.add_argument("containers", nargs="+")
+
+    p = add("rm", cmd_rm, "remove containers")
+    p.add_argument("-f", "--force", action="store_true")
+    p.add_argument("-v", "--volumes", action="store_true")
+    p.add_argument("--from-monitor", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("containers", nargs="+")
+
+    for name, func, help_ in (("wait", cmd_wait, "wait for containers to stop; print exit codes"),
+                              ("pause", cmd_pause, "freeze containers"),
+                              ("unpause", cmd_unpause, "thaw containers")):
+        p = add(name, func, help_)
+        p.add_argument("containers", nargs="+")
+
+    p = add("rename", cmd_rename, "rename a container")
+    p.add_argument("container")
+    p.add_argument("new_name")
+
+    for name in ("ps", "ls"):
+        p = add(name, cmd_ps, "list containers")
+        p.add_argument("-a", "--all", action="store_true")
+        p.add_argument("-q", "--quiet", action="store_true")
+        p.add_argument("-n", "--last", type=int)
+        p.add_argument("--no-trunc", action="store_true")
+        p.add_argument("-f", "--filter", action="append", default=[])
+        p.add_argument("--format")
+
+    p = add("inspect", cmd_inspect, "show a container's details as JSON")
+    p.add_argument("-f", "--format")
+    p.add_argument("containers", nargs="+")
+
+    p = add("logs", cmd_logs, "show a container's logs")
+    p.add_argument("-f", "--follow", action="store_true")
+    p.add_argument("-n", "--tail")
+    p.add_argument("--since")
+    p.add_argument("-t", "--timestamps", action="store_true")
+    p.add_argument("container")
+
+    p = add("exec", cmd_exec, "run a command in a running container")
+    p.add_argument("-i", "--interactive", action="store_true")
+    p.add_argument("-t", "--tty", action="store_true")
+    p.add_argument("-d", "--detach", action="store_true")
+    p.add_argument("-u", "--user")
+    p.add_argument("-e", "--env", action="append", default=[])
+    p.add_argument("-w", "--workdir")
+    p.add_argument("--privileged", action="store_true")
+    p.add_argument("container")
+    p.add_argument("command", nargs=argparse.REMAINDER)
+
+    p = add("top", cmd_top, "list a container's processes")
+    p.add_argument("container")
+
+    p = add("stats", cmd_stats, "live resource usage from the containers' cgroups")
+    p.add_argument("-a", "--all", action="store_true")
+    p.add_argument("--no-stream", action="store_true")
+    p.add_argument("--format")
+    p.add_argument("containers", nargs="*")
+
+    p = add("cp", cmd_cp, "copy files between a container and the host (CONTAINER:PATH)")
+    p.add_argument("src")
+    p.add_argument("dst")
+
+    p = add("export", cmd_export, "write a container's filesystem as a tar archive")
+    p.add_argument("-o", "--output")
+    p.add_argument("container")
+
+    p = add("port", cmd_port, "list port mappings (none until bridge networks exist)")
+    p.add_argument("container")
+
+    p = add("debug", cmd_debug, "a shell in a container's namespaces and cgroup (its root at /proc/1/root)")
+    p.add_argument("--image", help="tools image whose root is used for the shell (default: the target's)")
+    p.add_argument("container")
+    p.add_argument("command", nargs=argparse.REMAINDER)
+
+    container = add("container", None, "manage containers")
+    csub = container.add_subparsers(dest="container_command", metavar="COMMAND")
+    pp = csub.add_parser("prune", help="remove all stopped containers")
+    pp.add_argument("-f", "--force", action="store_true")
+    pp.set_defaults(func=cmd_prune)
+    pl = csub.add_parser("ls", help="list containers")
+    pl.add_argument("-a", "--all", action="store_true")
+    pl.add_argument("-q", "--quiet", action="store_true")
+    pl.add_argument("-n", "--last", type=int)
+    pl.add_argument("--no-trunc", action="store_true")
+    pl.add_argument("-f", "--filter", action="append", default=[])
+    pl.add_argument("--format")
+    pl.set_defaults(func=cmd_ps)
+
+    volume = add("volume", None, "manage volumes")
+    vsub = volume.add_subparsers(dest="volume_command", metavar="COMMAND")
+    v = vsub.add_parser("create", help="create a named volume")
+    v.add_argument("--label", action="append", default=[])
+    v.add_argument("name", nargs="?")
+    v.set_defaults(func=cmd_volume_create)
+    v = vsub.add_parser("ls", help="list volumes")
+    v.add_argument("-q", "--quiet", action="store_true")
+    v.add_argument("--format")
+    v.set_defaults(func=cmd_volume_ls)
+    v = vsub.add_parser("inspect", help="show volumes as JSON")
+    v.add_argument("names", nargs="+")
+    v.set_defaults(func=cmd_volume_inspect)
+    v = vsub.add_parser("rm", help="remove volumes not in use")
+    v.add_argument("-f", "--force", action="store_true")
+    v.add_argument("names", nargs="+")
+    v.set_defaults(func=cmd_volume_rm)
+    v = vsub.add_parser("prune", help="remove unused anonymous volumes (-a: all unused)")
+    v.add_argument("-a", "--all", action="store_true")
+    v.add_argument("-f", "--force", action="store_true")
+    v.set_defaults(func=cmd_volume_prune)
+
+    system = add("system", None, "manage hako")
+    ssub = system.add_subparsers(dest="system_command", metavar="COMMAND")
+    s = ssub.add_parser("df", help="disk usage")
+    s.set_defaults(func=cmd_system_df)
+    s = ssub.add_parser("prune", help="remove stopped containers and unused anonymous volumes")
+    s.add_argument("-f", "--force", action="store_true")
+    s.add_argument("-a", "--all", action="store_true")
+    s.add_argument("--volumes", action="store_true")
+    s.set_defaults(func=cmd_system_prune)
+    s = ssub.add_parser("info", help="system information")
+    s.add_argument("--format")
+    s.set_defaults(func=cmd_info)
+
+    p = add("info", cmd_info, "system information")
+    p.add_argument("-f", "--format")
+    p = add("version", cmd_version, "versions of hako and its runtime")
+    p.add_argument("-f", "--format")

@@ -1,0 +1,213 @@
+"""The engine's view of images and container root filesystems.
+
+Images come from ``hako.images.store.ImageStore``; a container's writable root comes from
+``hako.storage.snapshots.Snapshotter`` (an overlay over the image's layers). The engine mounts
+the root at ``<bundle>/rootfs`` before it calls the runtime, so any runc-compatible runtime only
+sees ``root.path``. When the snapshotter is not importable, the engine stacks the image's layer
+directories with overlayfs itself.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hako.errors import HakoError, NotFound
+
+
+@dataclass
+class EngineImage:
+    id: str
+    name: str
+    config: dict[str, Any]
+    chain_ids: list[str] = field(default_factory=list)
+    layer_dirs: list[Path] = field(default_factory=list)
+
+    @property
+    def container_config(self) -> dict[str, Any]:
+        return dict(self.config.get("config") or {})
+
+
+def _image_store(root: Path) -> Any:
+    try:
+        from hako.images.store import ImageStore  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        return None
+    return ImageStore(root)
+
+
+def _snapshotter(root: Path) -> Any:
+    try:
+        from hako.storage.snapshots import Snapshotter  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        return None
+    return Snapshotter(root)
+
+
+# --- a directory image store, used only until hako.images.store exists ---------------------------
+def _dir_images(root: Path) -> Path:
+    return root / "engine-images"
+
+
+def register_dir_image(root: Path, name: str, rootfs: Path, config: dict[str, Any] | None = None) -> EngineImage:
+    """Register a plain rootfs directory as image ``name`` (fallback when there is no image store)."""
+    import hashlib
+
+    name = normalize(name)
+    d = _dir_images(root) / name.replace("/", "_").replace(":", "_")
+    if d.exists():
+        shutil.rmtree(d)
+    d.mkdir(parents=True)
+    shutil.copytree(rootfs, d / "rootfs", symlinks=True)
+    cfg = config or {"config": {"Cmd": ["sh"], "Env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]}}
+    cfg_text = json.dumps(cfg, sort_keys=True)
+    image_id = "sha256:" + hashlib.sha256(cfg_text.encode()).hexdigest()
+    (d / "image.json").write_text(json.dumps({"id": image_id, "name": name, "config": cfg}))
+    return EngineImage(image_id, name, cfg, [], [d / "rootfs"])
+
+
+def normalize(ref: str) -> str:
+    last = ref.rsplit("/", 1)[-1]
+    if "@" not in ref and ":" not in last:
+        ref += ":latest"
+    return ref
+
+
+class ImageProvider:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.store = _image_store(root)
+        self.snapshotter = self.store.snapshotter if self.store is not None else _snapshotter(root)
+
+    def resolve(self, ref: str, pull: str = "missing") -> EngineImage:
+        if self.store is None:
+            return self._resolve_dir(ref)
+        if _dir_images(self.root).exists():
+            try:
+                return self._resolve_dir(ref)
+            except NotFound:
+                pass
+        img = None
+        if pull != "always":
+            try:
+                img = self.store.get(ref)
+            except NotFound:
+                if pull == "never":
+                    raise
+        if img is None:
+            img = self.store.pull(ref, quiet=True)
+        dirs: list[Path] = []
+        if self.snapshotter is None:
+            dirs = list(self.store.layer_dirs(img))
+        return EngineImage(img.id, (img.repo_tags or [ref])[0], img.config, list(img.chain_ids), dirs)
+
+    def _resolve_dir(self, ref: str) -> EngineImage:
+        for d in sorted(_dir_images(self.root).glob("*/image.json")):
+            meta = json.loads(d.read_text())
+            if meta["name"] == normalize(ref) or meta["id"] == ref or meta["id"].startswith("sha256:" + ref):
+                return EngineImage(meta["id"], meta["name"], meta["config"], [], [d.parent / "rootfs"])
+        raise NotFound(f"no such image: {ref}")
+
+    def add_ref(self, image_id: str, cid: str) -> None:
+        try:
+            from hako.images import metadata
+        except ImportError:
+            return
+        fn = getattr(metadata, "add_container_ref", None)
+        if fn is not None:
+            try:
+                fn(self.root, cid, image_id)
+            except Exception:  # noqa: BLE001 - the image store's bookkeeping must not block a container
+                pass
+
+    def remove_ref(self, image_id: str, cid: str) -> None:
+        try:
+            from hako.images import metadata
+        except ImportError:
+            return
+        fn = getattr(metadata, "remove_container_ref", None)
+        if fn is not None:
+            try:
+                fn(self.root, cid)
+            except Exception:  # noqa: BLE001
+                pass
+
+    # --- root filesystems ------------------------------------------------------------------
+    def prepare_rootfs(self, cid: str, image: EngineImage, cdir: Path) -> dict[str, Any]:
+        """Make the container's writable root; returns what ``mount_rootfs`` needs later."""
+        if self.snapshotter is not None and image.chain_ids:
+            mounts = self.snapshotter.prepare(cid, image.chain_ids)
+            return {"kind": "snapshot", "key": cid,
+                    "mounts": [{"type": m.type, "source": m.source, "options": list(m.options)} for m in mounts]}
+        upper, work = cdir / "diff", cdir / "work"
+        upper.mkdir(parents=True, exist_ok=True)
+        work.mkdir(parents=True, exist_ok=True)
+        lowers = [str(p) for p in reversed(image.layer_dirs)]
+        return {"kind": "overlay", "lower": lowers, "upper": str(upper), "work": str(work)}
+
+    def mount_rootfs(self, saved: dict[str, Any], target: Path) -> None:
+        target.mkdir(parents=True, exist_ok=True)
+        if is_mountpoint(target):
+            return
+        if saved["kind"] == "snapshot":
+            from hako.storage.snapshots import MountSpec  # type: ignore[import-not-found,unused-ignore]
+
+            mounts = [MountSpec(m["type"], m["source"], list(m["options"])) for m in saved["mounts"]]
+            self.snapshotter.mount(mounts, target)
+            return
+        lower = ":".join(saved["lower"])
+        opts = f"lowerdir={lower},upperdir={saved['upper']},workdir={saved['work']}"
+        proc = subprocess.run(["mount", "-t", "overlay", "overlay", "-o", opts, str(target)],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise HakoError(f"mount overlay at {target}: {proc.stderr.strip()}")
+
+    def unmount_rootfs(self, saved: dict[str, Any], target: Path) -> None:
+        if not is_mountpoint(target):
+            return
+        if saved.get("kind") == "snapshot" and self.snapshotter is not None:
+            self.snapshotter.unmount(target)
+            return
+        subprocess.run(["umount", "-l", str(target)], capture_output=True)
+
+    def remove_rootfs(self, saved: dict[str, Any], cid: str) -> None:
+        if saved.get("kind") == "snapshot" and self.snapshotter is not None:
+            try:
+                self.snapshotter.remove(saved["key"])
+            except NotFound:
+                pass
+
+    def usage(self, saved: dict[str, Any], cdir: Path) -> int:
+        if saved.get("kind") == "snapshot" and self.snapshotter is not None:
+            try:
+                u = self.snapshotter.usage(saved["key"])
+                return int(getattr(u, "size", u) or 0)
+            except Exception:  # noqa: BLE001
+                return 0
+        return dir_size(Path(saved.get("upper", cdir / "diff")))
+
+
+def dir_size(path: Path) -> int:
+    total = 0
+    if not path.exists():
+        return 0
+    for p in path.rglob("*"):
+        try:
+            if p.is_file() and not p.is_symlink():
+                total += p.lstat().st_size
+        except OSError:
+            pass
+    return total
+
+
+def is_mountpoint(path: Path) -> bool:
+    target = str(path.resolve()) if path.exists() else str(path)
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            if line.split()[4].replace("\\040", " ") == target:
+                return True
+    return False

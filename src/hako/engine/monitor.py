@@ -1,0 +1,690 @@
+"""The per-container monitor: one small process per running container, outliving the CLI.
+
+It is started as ``python -S monitor.py CONTAINER_DIR SYNC_FD [CLIENT_FD]`` (double-forked and
+``setsid`` by the CLI) and imports only light standard-library modules, because its resident size is
+paid once per container. It is the child subreaper, so the container's init is re-parented to it and
+its exit status can be collected; it holds the container's stdio (pipes, or a pty received over the
+runtime's ``--console-socket``), writes json-file logs with rotation, serves attach clients on
+``attach.sock``, runs health checks through the runtime's ``exec`` and applies the restart policy.
+
+Its only output is ``state.json`` (written atomically) plus the logs; everything it needs comes from
+``monitor.json`` written by the engine before it was started.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import socket
+import struct
+import sys
+import time
+
+# Frame types on the attach socket. Monitor -> client:
+OUT, ERR, EXIT, FAIL = 1, 2, 3, 4
+# Client -> monitor:
+STDIN, STDIN_CLOSE, RESIZE = 0, 1, 2
+HEADER = struct.Struct(">BI")
+
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def now_rfc3339(t: float | None = None) -> str:
+    t = time.time() if t is None else t
+    secs = int(t)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{int((t - secs) * 1e9):09d}Z"
+
+
+def proc_start_time(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            data = f.read()
+    except OSError:
+        return ""
+    # Field 22 (starttime); the command name in parentheses may contain spaces. A zombie is dead.
+    fields = data[data.rindex(")") + 2:].split()
+    return "" if fields[0] in ("Z", "X") else fields[19]
+
+
+def write_json_atomic(path: str, data: dict) -> None:
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(data, f)
+    os.rename(tmp, path)
+
+
+def set_subreaper() -> None:
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
+
+
+class LogWriter:
+    """Docker's json-file format, one JSON object per line, rotated by size."""
+
+    def __init__(self, path: str, max_size: int, max_files: int) -> None:
+        self.path = path
+        self.max_size = max_size
+        self.max_files = max(1, max_files)
+        self.fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        self.size = os.fstat(self.fd).st_size
+        self.partial = {"stdout": b"", "stderr": b""}
+
+    def write(self, stream: str, data: bytes) -> None:
+        data = self.partial[stream] + data
+        lines = data.split(b"\n")
+        self.partial[stream] = lines.pop()
+        if len(self.partial[stream]) > 16384:
+            lines.append(self.partial[stream])
+            self.partial[stream] = b""
+            self._emit(stream, lines, last_partial=True)
+        else:
+            self._emit(stream, lines)
+
+    def flush(self) -> None:
+        for stream, rest in self.partial.items():
+            if rest:
+                self.partial[stream] = b""
+                self._emit(stream, [rest], last_partial=True)
+
+    def _emit(self, stream: str, lines: list[bytes], last_partial: bool = False) -> None:
+        if not lines:
+            return
+        ts = now_rfc3339()
+        out = []
+        for i, line in enumerate(lines):
+            nl = "" if (last_partial and i == len(lines) - 1) else "\n"
+            text = line.decode("utf-8", "replace") + nl
+            out.append(json.dumps({"log": text, "stream": stream, "time": ts}) + "\n")
+        blob = "".join(out).encode()
+        if self.max_size > 0 and self.size + len(blob) > self.max_size and self.size > 0:
+            self.rotate()
+        os.write(self.fd, blob)
+        self.size += len(blob)
+
+    def rotate(self) -> None:
+        os.close(self.fd)
+        if self.max_files <= 1:
+            os.truncate(self.path, 0)
+        else:
+            for i in range(self.max_files - 1, 0, -1):
+                src = self.path if i == 1 else f"{self.path}.{i - 1}"
+                if os.path.exists(src):
+                    os.rename(src, f"{self.path}.{i}")
+        self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        self.size = 0
+
+
+class Monitor:
+    def __init__(self, cdir: str, sync_fd: int, client_fd: int) -> None:
+        self.cdir = cdir
+        with open(os.path.join(cdir, "monitor.json")) as f:
+            self.spec = json.load(f)
+        self.id: str = self.spec["id"]
+        self.sync_fd = sync_fd
+        self.state_path = os.path.join(cdir, "state.json")
+        try:
+            with open(self.state_path) as f:
+                self.state = json.load(f)
+        except (OSError, ValueError):
+            self.state = {}
+        self.state.update(monitor_pid=os.getpid(), monitor_start=proc_start_time(os.getpid()),
+                          error="", pid=0)
+        self.logs = LogWriter(self.spec["log_path"], self.spec.get("log_max_size", 0),
+                              self.spec.get("log_max_files", 1))
+        self.clients: dict[int, socket.socket] = {}
+        self.client_buf: dict[int, bytes] = {}
+        if client_fd >= 0:
+            c = socket.socket(fileno=client_fd)
+            self.clients[c.fileno()] = c
+            self.client_buf[c.fileno()] = b""
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        dfd = os.open(cdir, os.O_RDONLY | os.O_DIRECTORY)
+        self.dfd = dfd
+        sock_path = f"/proc/self/fd/{dfd}/attach.sock"
+        try:
+            os.unlink(sock_path)
+        except FileNotFoundError:
+            pass
+        self.listener.bind(sock_path)
+        self.listener.listen(16)
+        self.poll = select.poll()
+        self.fd_stream: dict[int, str] = {}
+        self.stdin_fd = -1
+        self.master_fd = -1
+        self.pid = 0
+        self.runtime_children: dict[int, int | None] = {}
+        self.health_proc: tuple[int, float, str] | None = None
+        self.next_health = 0.0
+        self.exit_status: int | None = None
+        self.started_mono = 0.0
+        self.sigr, self.sigw = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+
+    # --- state -------------------------------------------------------------------------------
+    def save(self, **changes: object) -> None:
+        self.state.update(changes)
+        write_json_atomic(self.state_path, self.state)
+
+    def report(self, msg: dict) -> None:
+        if self.sync_fd >= 0:
+            try:
+                os.write(self.sync_fd, (json.dumps(msg) + "\n").encode())
+            except OSError:
+                pass
+            os.close(self.sync_fd)
+            self.sync_fd = -1
+
+    # --- runtime -----------------------------------------------------------------------------
+    def runtime_argv(self, *args: str) -> list[str]:
+        s = self.spec
+        return [s["runtime"], "--root", s["runtime_root"], "--log", os.path.join(self.cdir, "runtime.log"),
+                "--log-format", "json", *s.get("runtime_args", []), *args]
+
+    def spawn(self, argv: list[str], stdio: tuple[int, int, int]) -> int:
+        actions = [(os.POSIX_SPAWN_DUP2, fd, i) for i, fd in enumerate(stdio)]
+        return os.posix_spawn(argv[0], argv, os.environ, file_actions=actions)
+
+    def wait_runtime(self, pid: int) -> int:
+        # Children may also be reaped by the main loop's waitpid(-1); it parks their status here.
+        while True:
+            if self.runtime_children.get(pid) is not None:
+                status = self.runtime_children.pop(pid)
+                assert status is not None
+                return status
+            try:
+                _, status = os.waitpid(pid, 0)
+            except ChildProcessError:
+                return self.runtime_children.pop(pid, None) or 255
+            except InterruptedError:
+                continue
+            return os.waitstatus_to_exitcode(status)
+
+    def run_runtime(self, *args: str, stdio: tuple[int, int, int] | None = None) -> int:
+        null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
+        try:
+            pid = self.spawn(self.runtime_argv(*args), stdio or (null, null, null))
+            self.runtime_children[pid] = None
+            return self.wait_runtime(pid)
+        finally:
+            os.close(null)
+
+    def runtime_error(self) -> str:
+        try:
+            with open(os.path.join(self.cdir, "runtime.log"), errors="replace") as f:
+                lines = f.read().splitlines()
+        except OSError:
+            return ""
+        for line in reversed(lines):
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if entry.get("level") in ("error", "fatal"):
+                return str(entry.get("msg", ""))
+        return ""
+
+    # --- container start ---------------------------------------------------------------------
+    def create_and_start(self) -> tuple[bool, str, int]:
+        s = self.spec
+        pid_file = os.path.join(self.cdir, "container.pid")
+        try:
+            os.unlink(pid_file)
+        except FileNotFoundError:
+            pass
+        try:
+            os.truncate(os.path.join(self.cdir, "runtime.log"), 0)
+        except OSError:
+            pass
+        # A stale runtime state from an earlier run (monitor killed, reboot) would block create.
+        if os.path.exists(os.path.join(s["runtime_root"], self.id)):
+            self.run_runtime("delete", "--force", self.id)
+        null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
+        close_after: list[int] = [null]
+        args = ["create", "--bundle", s["bundle"], "--pid-file", pid_file]
+        console = None
+        if s.get("tty"):
+            console_path = f"/tmp/hako-console-{os.getpid()}-{self.id[:12]}.sock"
+            try:
+                os.unlink(console_path)
+            except FileNotFoundError:
+                pass
+            console = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            console.bind(console_path)
+            console.listen(1)
+            args += ["--console-socket", console_path]
+            err_r, err_w = os.pipe2(os.O_CLOEXEC)
+            stdio = (null, null, err_w)
+            close_after.append(err_w)
+        else:
+            if s.get("open_stdin"):
+                in_r, in_w = os.pipe2(os.O_CLOEXEC)
+                self.stdin_fd = in_w
+                close_after.append(in_r)
+            else:
+                in_r = null
+            out_r, out_w = os.pipe2(os.O_CLOEXEC)
+            err_r, err_w = os.pipe2(os.O_CLOEXEC)
+            close_after += [out_w, err_w]
+            stdio = (in_r, out_w, err_w)
+        args.append(self.id)
+        pid = self.spawn(self.runtime_argv(*args), stdio)
+        self.runtime_children[pid] = None
+        for fd in close_after:
+            os.close(fd)
+        if console is not None:
+            # The runtime connects once it has made the pty and sends the master over SCM_RIGHTS.
+            console.settimeout(30)
+            try:
+                conn, _ = console.accept()
+                with conn:
+                    _, fds, _, _ = socket.recv_fds(conn, 4096, 1)
+                self.master_fd = fds[0]
+                self.stdin_fd = self.master_fd if s.get("open_stdin") else -1
+            except OSError:
+                pass
+            finally:
+                console.close()
+                try:
+                    os.unlink(console_path)
+                except OSError:
+                    pass
+        code = self.wait_runtime(pid)
+        if code != 0:
+            out = b""
+            os.set_blocking(err_r, False)
+            try:
+                out = os.read(err_r, 65536)
+            except OSError:
+                pass
+            os.close(err_r)
+            if not s.get("tty"):
+                os.close(out_r)
+            msg = self.runtime_error() or out.decode(errors="replace").strip() or f"runtime create exited {code}"
+            return False, msg, exit_code_for(msg)
+        with open(pid_file) as f:
+            self.pid = int(f.read().strip())
+        if s.get("tty"):
+            os.close(err_r)
+            if self.master_fd >= 0:
+                self.watch(self.master_fd, "stdout")
+        else:
+            self.watch(out_r, "stdout")
+            self.watch(err_r, "stderr")
+        code = self.run_runtime("start", self.id)
+        if code != 0:
+            msg = self.runtime_error() or f"runtime start exited {code}"
+            self.run_runtime("kill", self.id, "KILL")
+            return False, msg, exit_code_for(msg)
+        return True, "", 0
+
+    def watch(self, fd: int, stream: str) -> None:
+        os.set_blocking(fd, False)
+        self.fd_stream[fd] = stream
+        self.poll.register(fd, select.POLLIN)
+
+    def unwatch(self, fd: int) -> None:
+        self.fd_stream.pop(fd, None)
+        try:
+            self.poll.unregister(fd)
+        except KeyError:
+            pass
+        os.close(fd)
+
+    # --- clients -----------------------------------------------------------------------------
+    def broadcast(self, kind: int, data: bytes) -> None:
+        frame = HEADER.pack(kind, len(data)) + data
+        for fd, c in list(self.clients.items()):
+            try:
+                c.sendall(frame)
+            except OSError:
+                self.drop_client(fd)
+
+    def drop_client(self, fd: int) -> None:
+        c = self.clients.pop(fd, None)
+        self.client_buf.pop(fd, None)
+        try:
+            self.poll.unregister(fd)
+        except KeyError:
+            pass
+        if c is not None:
+            c.close()
+
+    def client_input(self, fd: int) -> None:
+        c = self.clients[fd]
+        try:
+            data = c.recv(65536)
+        except OSError:
+            data = b""
+        if not data:
+            self.drop_client(fd)
+            return
+        buf = self.client_buf[fd] + data
+        while len(buf) >= HEADER.size:
+            kind, n = HEADER.unpack_from(buf)
+            if len(buf) < HEADER.size + n:
+                break
+            payload = buf[HEADER.size:HEADER.size + n]
+            buf = buf[HEADER.size + n:]
+            self.handle_frame(kind, payload)
+        if fd in self.client_buf:
+            self.client_buf[fd] = buf
+
+    def handle_frame(self, kind: int, payload: bytes) -> None:
+        if kind == STDIN and self.stdin_fd >= 0:
+            try:
+                os.set_blocking(self.stdin_fd, True)
+                os.write(self.stdin_fd, payload)
+            except OSError:
+                pass
+        elif kind == STDIN_CLOSE and self.stdin_fd >= 0 and self.master_fd < 0:
+            os.close(self.stdin_fd)
+            self.stdin_fd = -1
+        elif kind == RESIZE and self.master_fd >= 0 and len(payload) == 4:
+            import fcntl
+            import termios
+
+            rows, cols = struct.unpack(">HH", payload)
+            try:
+                fcntl.ioctl(self.master_fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+            except OSError:
+                pass
+
+    # --- health checks -----------------------------------------------------------------------
+    def start_health(self) -> None:
+        h = self.spec["health"]
+        test = h["test"]
+        if test[0] == "CMD-SHELL":
+            argv = ["/bin/sh", "-c", " ".join(test[1:])]
+        else:
+            argv = test[1:]
+        out_path = os.path.join(self.cdir, "health.out")
+        out = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        null = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            pid = self.spawn(self.runtime_argv("exec", self.id, *argv), (null, out, out))
+        finally:
+            os.close(out)
+            os.close(null)
+        self.health_proc = (pid, time.monotonic(), now_rfc3339())
+
+    def finish_health(self, code: int, timed_out: bool = False) -> None:
+        assert self.health_proc is not None
+        _, _, started = self.health_proc
+        self.health_proc = None
+        h = self.spec["health"]
+        try:
+            with open(os.path.join(self.cdir, "health.out"), "rb") as f:
+                output = f.read(4096).decode(errors="replace")
+        except OSError:
+            output = ""
+        if timed_out:
+            output = f"Health check exceeded timeout ({h['timeout']}s)"
+            code = -1
+        health = self.state.get("health") or {"Status": "starting", "FailingStreak": 0, "Log": []}
+        in_start_period = time.monotonic() - self.started_mono < h.get("start_period", 0)
+        if code == 0:
+            health["Status"] = "healthy"
+            health["FailingStreak"] = 0
+        elif not in_start_period:
+            health["FailingStreak"] = health.get("FailingStreak", 0) + 1
+            if health["FailingStreak"] >= h.get("retries", 3):
+                health["Status"] = "unhealthy"
+        health["Log"] = (health.get("Log", []) + [{"Start": started, "End": now_rfc3339(),
+                                                  "ExitCode": code, "Output": output}])[-5:]
+        self.save(health=health)
+        self.next_health = time.monotonic() + h["interval"]
+
+    # --- main loop ---------------------------------------------------------------------------
+    def reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            code = os.waitstatus_to_exitcode(status)
+            if pid == self.pid:
+                self.exit_status = code if code >= 0 else 128 - code
+            elif self.health_proc is not None and pid == self.health_proc[0]:
+                self.finish_health(code)
+            elif pid in self.runtime_children:
+                self.runtime_children[pid] = code
+
+    def pump(self, fd: int) -> bool:
+        try:
+            data = os.read(fd, 65536)
+        except BlockingIOError:
+            return True
+        except OSError:
+            data = b""
+        if not data:
+            self.unwatch(fd)
+            return False
+        stream = self.fd_stream[fd]
+        self.logs.write(stream, data)
+        self.broadcast(OUT if stream == "stdout" else ERR, data)
+        return True
+
+    def run_once(self) -> int:
+        """Start the container and serve it until it exits; returns its exit code."""
+        self.exit_status = None
+        self.save(status="starting", pid=0, error="")
+        ok, msg, code = self.create_and_start()
+        if not ok:
+            self.logs.flush()
+            self.save(status="exited", exit_code=code, error=msg, finished_at=now_rfc3339(), pid=0)
+            self.report({"ok": False, "error": msg, "code": code})
+            self.broadcast(FAIL, msg.encode())
+            self.broadcast(EXIT, str(code).encode())
+            self.run_runtime("delete", "--force", self.id)
+            return code
+        self.started_mono = time.monotonic()
+        health = None
+        if self.spec.get("health"):
+            health = {"Status": "starting", "FailingStreak": 0, "Log": (self.state.get("health") or {}).get("Log", [])}
+            self.next_health = self.started_mono + self.spec["health"]["interval"]
+        self.save(status="running", pid=self.pid, started_at=now_rfc3339(), exit_code=0, oom_killed=False,
+                  health=health, finished_at="0001-01-01T00:00:00Z")
+        self.report({"ok": True, "pid": self.pid})
+        self.reap()
+        while self.exit_status is None:
+            timeout = -1
+            if self.health_proc is not None:
+                deadline = self.health_proc[1] + self.spec["health"]["timeout"]
+                timeout = max(0, int((deadline - time.monotonic()) * 1000) + 1)
+                if time.monotonic() >= deadline:
+                    try:
+                        os.kill(self.health_proc[0], signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                    pid = self.health_proc[0]
+                    os.waitpid(pid, 0)
+                    self.finish_health(-1, timed_out=True)
+                    continue
+            elif self.spec.get("health"):
+                timeout = max(0, int((self.next_health - time.monotonic()) * 1000) + 1)
+                if time.monotonic() >= self.next_health:
+                    self.start_health()
+                    continue
+            for fd, _ev in self.poll.poll(timeout):
+                if fd == self.sigr:
+                    try:
+                        os.read(self.sigr, 512)
+                    except OSError:
+                        pass
+                    self.reap()
+                elif fd == self.listener.fileno():
+                    self.accept()
+                elif fd in self.clients:
+                    self.client_input(fd)
+                elif fd in self.fd_stream:
+                    self.pump(fd)
+        # Drain what the container wrote just before it died; the pid namespace is gone, so EOF comes.
+        deadline = time.monotonic() + 2
+        while self.fd_stream and time.monotonic() < deadline:
+            for fd, _ev in self.poll.poll(100):
+                if fd in self.fd_stream:
+                    self.pump(fd)
+        for fd in list(self.fd_stream):
+            self.unwatch(fd)
+        if self.stdin_fd >= 0 and self.stdin_fd != self.master_fd:
+            os.close(self.stdin_fd)
+        self.stdin_fd = self.master_fd = -1
+        self.logs.flush()
+        if self.health_proc is not None:
+            try:
+                os.kill(self.health_proc[0], signal.SIGKILL)
+                os.waitpid(self.health_proc[0], 0)
+            except OSError:
+                pass
+            self.health_proc = None
+        code = self.exit_status
+        oom = self.oom_killed()
+        if oom and code == 137:
+            pass
+        self.run_runtime("delete", "--force", self.id)
+        h = self.state.get("health")
+        if h:
+            h["Status"] = "unhealthy" if h.get("Status") == "unhealthy" else h.get("Status", "starting")
+        self.save(status="exited", pid=0, exit_code=code, oom_killed=oom, finished_at=now_rfc3339())
+        self.broadcast(EXIT, str(code).encode())
+        return code
+
+    def oom_killed(self) -> bool:
+        cg = self.spec.get("cgroups_path") or ""
+        try:
+            from hako.cgroups import open_manager
+
+            return bool(open_manager(cg, self.id).oom_kill_count())
+        except Exception:
+            pass
+        for path, key in ((f"/sys/fs/cgroup/memory{cg}/memory.oom_control", "oom_kill"),
+                          (f"/sys/fs/cgroup{cg}/memory.events", "oom_kill")):
+            try:
+                with open(path) as f:
+                    for line in f:
+                        k, _, v = line.partition(" ")
+                        if k == key and int(v) > 0:
+                            return True
+            except (OSError, ValueError):
+                continue
+        return False
+
+    def accept(self) -> None:
+        try:
+            c, _ = self.listener.accept()
+        except OSError:
+            return
+        c.settimeout(10)
+        self.clients[c.fileno()] = c
+        self.client_buf[c.fileno()] = b""
+        self.poll.register(c.fileno(), select.POLLIN)
+
+    def should_restart(self, code: int) -> bool:
+        if os.path.exists(os.path.join(self.cdir, "stopping")):
+            return False
+        policy = self.spec.get("restart") or {}
+        name = policy.get("name", "no")
+        if name in ("always", "unless-stopped"):
+            return True
+        if name == "on-failure" and code != 0:
+            limit = int(policy.get("max", 0))
+            return limit <= 0 or int(self.state.get("restart_count", 0)) < limit
+        return False
+
+    def main(self) -> int:
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        signal.set_wakeup_fd(self.sigw)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        self.poll.register(self.sigr, select.POLLIN)
+        self.poll.register(self.listener.fileno(), select.POLLIN)
+        for fd in self.clients:
+            self.poll.register(fd, select.POLLIN)
+        delay = 0.1
+        while True:
+            code = self.run_once()
+            ran_for = time.monotonic() - self.started_mono if self.started_mono else 0
+            if self.state.get("error") or not self.should_restart(code):
+                break
+            # Back off like Docker: doubling delays, reset after a run that lasted a while.
+            delay = 0.1 if ran_for > 10 else min(delay * 2, 60)
+            self.save(status="restarting", restart_count=int(self.state.get("restart_count", 0)) + 1)
+            end = time.monotonic() + delay
+            while time.monotonic() < end:
+                for fd, _ev in self.poll.poll(max(1, int((end - time.monotonic()) * 1000))):
+                    if fd == self.listener.fileno():
+                        self.accept()
+                    elif fd in self.clients:
+                        self.client_input(fd)
+                    elif fd == self.sigr:
+                        os.read(self.sigr, 512)
+                        self.reap()
+                if os.path.exists(os.path.join(self.cdir, "stopping")):
+                    break
+            if os.path.exists(os.path.join(self.cdir, "stopping")):
+                self.save(status="exited")
+                break
+        self.save(monitor_pid=0)
+        if self.spec.get("autoremove"):
+            self.autoremove()
+        for fd in list(self.clients):
+            self.drop_client(fd)
+        try:
+            os.unlink(f"/proc/self/fd/{self.dfd}/attach.sock")
+        except OSError:
+            pass
+        return 0
+
+    def autoremove(self) -> None:
+        # Removal needs the database and the snapshotter: a full hako process, paid only once at the end.
+        env = dict(os.environ)
+        argv = [self.spec["python"], "-m", "hako.cli.main", "--root", self.spec["root"], "rm", "-f", "-v",
+                "--from-monitor", self.id]
+        try:
+            pid = os.posix_spawn(argv[0], argv, env)
+            self.runtime_children[pid] = None
+            self.wait_runtime(pid)
+        except OSError:
+            pass
+
+
+def exit_code_for(msg: str) -> int:
+    low = msg.lower()
+    if "no such file" in low or "not found" in low:
+        return 127
+    if "permission denied" in low or "exec format" in low:
+        return 126
+    return 125
+
+
+def main(argv: list[str]) -> int:
+    cdir = argv[1]
+    sync_fd = int(argv[2]) if len(argv) > 2 else -1
+    client_fd = int(argv[3]) if len(argv) > 3 else -1
+    set_subreaper()
+    try:
+        mon = Monitor(cdir, sync_fd, client_fd)
+    except BaseException as exc:
+        if sync_fd >= 0:
+            os.write(sync_fd, (json.dumps({"ok": False, "error": f"monitor: {exc}", "code": 125}) + "\n").encode())
+        raise
+    try:
+        return mon.main()
+    except BaseException as exc:
+        mon.report({"ok": False, "error": f"monitor: {exc}", "code": 125})
+        try:
+            mon.save(status="exited", error=f"monitor: {exc}", monitor_pid=0)
+        except OSError:
+            pass
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,87 @@
+"""Drive any runc-compatible runtime binary (hako-runtime, runc, crun) through its command line."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hako.errors import HakoError, NotFound
+
+
+def resolve_runtime(name: str) -> str:
+    """An absolute path for ``name`` (a path, or a command looked up in $PATH)."""
+    if "/" in name:
+        if not Path(name).exists():
+            raise NotFound(f"runtime {name}: no such file")
+        return str(Path(name).resolve())
+    found = shutil.which(name) or shutil.which(name, path="/usr/local/sbin:/usr/sbin:/sbin")
+    if found is None:
+        raise NotFound(f"runtime {name!r} not found in PATH")
+    return found
+
+
+def default_runtime() -> str:
+    import os
+
+    env = os.environ.get("HAKO_RUNTIME")
+    if env:
+        return env
+    return "runc"
+
+
+@dataclass
+class RuntimeClient:
+    path: str
+    root: Path
+
+    def argv(self, *args: str) -> list[str]:
+        return [self.path, "--root", str(self.root), *args]
+
+    def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(self.argv(*args), capture_output=True, text=True)
+        if check and proc.returncode != 0:
+            msg = (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
+            raise HakoError(f"{Path(self.path).name} {args[0]} {args[-1]}: {msg}")
+        return proc
+
+    def state(self, cid: str) -> dict[str, Any] | None:
+        if not (self.root / cid).exists():
+            return None
+        proc = self._run("state", cid, check=False)
+        if proc.returncode != 0:
+            return None
+        try:
+            return dict(json.loads(proc.stdout))
+        except ValueError:
+            return None
+
+    def kill(self, cid: str, sig: str, all_procs: bool = False) -> None:
+        args = ["kill", *(["--all"] if all_procs else []), cid, sig]
+        self._run(*args)
+
+    def delete(self, cid: str, force: bool = True) -> None:
+        if not (self.root / cid).exists():
+            return
+        self._run("delete", *(["--force"] if force else []), cid, check=False)
+
+    def pause(self, cid: str) -> None:
+        self._run("pause", cid)
+
+    def resume(self, cid: str) -> None:
+        self._run("resume", cid)
+
+    def ps_pids(self, cid: str) -> list[int]:
+        proc = self._run("ps", "--format", "json", cid)
+        return [int(p) for p in json.loads(proc.stdout or "[]") or []]
+
+    def exec_argv(self, cid: str, process_json: Path, *, tty: bool, detach: bool) -> list[str]:
+        args = ["exec", "--process", str(process_json)]
+        if tty:
+            args.append("--tty")
+        if detach:
+            args.append("--detach")
+        return self.argv(*args, cid)
