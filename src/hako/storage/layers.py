@@ -31,6 +31,7 @@ import stat
 import struct
 import tarfile
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -78,7 +79,7 @@ class LayerStats:
     bytes: int = 0
 
 
-def clean_path(name: str) -> str:
+def clean_path(name: str, entry: str | None = None) -> str:
     """Return ``name`` as a relative path inside the layer root ('' for the root itself).
 
     A leading '/' is dropped and '.' components vanish; '..' is resolved lexically and
@@ -90,11 +91,12 @@ def clean_path(name: str) -> str:
             continue
         if comp == "..":
             if not parts:
-                raise UnsafeLayerError(name, "path escapes the layer root")
+                what = "path" if entry is None else f"link target {name!r}"
+                raise UnsafeLayerError(entry or name, f"{what} escapes the layer root")
             parts.pop()
             continue
         if "\0" in comp:
-            raise UnsafeLayerError(name, "NUL byte in name")
+            raise UnsafeLayerError(entry or name, "NUL byte in name")
         parts.append(comp)
     return "/".join(parts)
 
@@ -313,6 +315,8 @@ class _HeaderReader:
             n = prefix.split(b"\0", 1)[0].decode("utf-8", "surrogateescape") + "/" + n
         if kind in (b"\0", b"7"):
             kind = _DIR if n.endswith("/") and kind == b"\0" else _REG
+        if kind == _DIR:
+            n = n.rstrip("/") or n
         m.name = n
         m.kind = kind
         m.linkname = linkname.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
@@ -362,7 +366,9 @@ def _write_all(fd: int, data: bytes | memoryview) -> None:
 
 
 class _Extractor:
-    def __init__(self, src: _Source, dest: Path, overlay: bool, allow_devices: bool) -> None:
+    def __init__(
+        self, src: _Source, dest: Path, overlay: bool, allow_devices: bool, lowers: Sequence[Path] = ()
+    ) -> None:
         self.src = src
         self.dest = dest
         self.overlay = overlay
@@ -379,11 +385,50 @@ class _Extractor:
         self.whited: set[str] = set()
         self.dir_times: list[tuple[str, int]] = []
         self.entry = ""
+        self.lower_fds: list[int] = []
+        if overlay:
+            for lower in lowers:
+                self.lower_fds.append(os.open(lower, _O_DIR))
 
     def close(self) -> None:
         for fd in self.dirs.values():
             os.close(fd)
         self.dirs.clear()
+        for fd in self.lower_fds:
+            os.close(fd)
+        self.lower_fds.clear()
+
+    def _lower_dir(self, path: str) -> os.stat_result | None:
+        """The stat of directory ``path`` as the lower layers (top first) show it, if any.
+
+        Walked with O_NOFOLLOW like everything else; a non-directory on the way (a whiteout,
+        a file, a symlink) or an opaque directory hides whatever the layers below hold.
+        """
+        for root in self.lower_fds:
+            fd = os.dup(root)
+            hidden = False
+            try:
+                for comp in path.split("/"):
+                    try:
+                        nfd = os.open(comp, _O_DIR, dir_fd=fd)
+                    except FileNotFoundError:
+                        break
+                    except OSError:
+                        hidden = True
+                        break
+                    os.close(fd)
+                    fd = nfd
+                    try:
+                        hidden = hidden or os.getxattr(fd, OPAQUE_XATTR) == b"y"
+                    except OSError:
+                        pass
+                else:
+                    return os.fstat(fd)
+            finally:
+                os.close(fd)
+            if hidden:
+                return None
+        return None
 
     # -- directory descriptors -------------------------------------------------------
 
@@ -396,6 +441,8 @@ class _Extractor:
         fd = dirs.get(path)
         if fd is not None:
             dirs.move_to_end(path)
+            if create and path not in self.mine:
+                self._claim(path)
             return fd
         parent, name = _split(path)
         pfd = self.dir_fd(parent, create)
@@ -403,6 +450,8 @@ class _Extractor:
             return None
         try:
             fd = os.open(name, _O_DIR, dir_fd=pfd)
+            if create:
+                self.mine.add(path)
         except FileNotFoundError:
             if not create:
                 return None
@@ -423,12 +472,27 @@ class _Extractor:
         self._cache(path, fd)
         return fd
 
+    def _claim(self, path: str) -> None:
+        # A directory this layer writes into is this layer's too, as in overlay mode where
+        # it is created in the layer's own dir: a later whiteout of it only hides lower content.
+        while path not in self.mine:
+            self.mine.add(path)
+            path = _split(path)[0]
+
     def _mkdir_implicit(self, pfd: int, path: str, name: str) -> int:
         os.mkdir(name, 0o755, dir_fd=pfd)
         fd = os.open(name, _O_DIR, dir_fd=pfd)
+        uid = gid = 0
+        mode = 0o755
+        # In an overlay layer this directory hides the lower one's attributes: copy them,
+        # so the merged view matches applying the layer onto the lower tree.
+        lower = self._lower_dir(path) if self.lower_fds and path not in self.whited else None
+        if lower is not None:
+            uid, gid, mode = lower.st_uid, lower.st_gid, stat.S_IMODE(lower.st_mode)
+            self.dir_times.append((path, lower.st_mtime_ns))
         if self.root:
-            os.fchown(fd, 0, 0)
-        os.fchmod(fd, 0o755)
+            os.fchown(fd, uid, gid)
+        os.fchmod(fd, mode)
         self.mine.add(path)
         if path in self.whited:
             self.whited.discard(path)
@@ -627,7 +691,7 @@ class _Extractor:
         os.utime(name, ns=(mtime, mtime), dir_fd=pfd, follow_symlinks=False)
 
     def hardlink(self, m: _Member, path: str, parent: str, name: str) -> None:
-        target = clean_path(m.linkname)
+        target = clean_path(m.linkname, m.name)
         if not name or not target:
             raise UnsafeLayerError(m.name, "hardlink to or from the layer root")
         if target == path:
@@ -756,15 +820,20 @@ def apply_layer(
     *,
     overlay_whiteouts: bool = True,
     allow_devices: bool = True,
+    lowers: Sequence[Path] = (),
 ) -> LayerStats:
     """Unpack an uncompressed layer tar read sequentially from ``tar_stream`` into ``dest``.
 
     The stream is read to its end, so a hashing reader sees every byte. Raises LayerError
     (UnsafeLayerError for hostile entries) naming the entry; nothing is written outside
     ``dest``.
+
+    ``lowers`` (overlay mode only, optional): the layer dirs below this one, top first.
+    Directories this layer creates only as parents of its entries then take their
+    attributes from the lower layers instead of 0755 root (what apply mode keeps).
     """
     src = _Source(tar_stream)
-    ex = _Extractor(src, Path(dest), overlay_whiteouts, allow_devices)
+    ex = _Extractor(src, Path(dest), overlay_whiteouts, allow_devices, lowers)
     try:
         ex.run(_HeaderReader(src))
         src.skip(1 << 62)

@@ -103,6 +103,10 @@ class Snapshotter:
             raise NotFound(f"layer {chain_id}: not in the snapshot store {self.root}")
         return path
 
+    def lower_dirs(self, chain_ids: list[str]) -> list[Path]:
+        """The layer dirs of ``chain_ids`` (bottom first) top first: ``apply_layer(lowers=)``."""
+        return [self.layer_path(c) for c in reversed(chain_ids)]
+
     def _tmpdir(self, hint: str) -> Path:
         path = self.root / "tmp" / f"{hint[-16:]}-{uuid.uuid4().hex[:12]}"
         path.mkdir(mode=0o755)
