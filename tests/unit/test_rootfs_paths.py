@@ -142,3 +142,25 @@ def test_open_target_creates_dangling_symlink_target(root: Path) -> None:
         assert e.value.errno == errno.ENOENT
     finally:
         os.close(rfd)
+
+
+def test_symlink_swapped_in_after_resolution_fails(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The owner of the rootfs replaces the resolved directory by a symlink to / between our
+    # resolution and our open (the CVE-2021-30465 race, made deterministic).
+    (root / "mnt").mkdir()
+    real = paths.secure_join
+
+    def racing(r: int, path: str) -> str:
+        out = real(r, path)
+        (root / "mnt").rmdir()
+        (root / "mnt").symlink_to("/")
+        return out
+
+    monkeypatch.setattr(paths, "secure_join", racing)
+    rfd = os.open(root, os.O_PATH)
+    try:
+        with pytest.raises(KernelError) as e:
+            open_target(rfd, "/mnt", "dir")
+        assert e.value.errno == errno.ELOOP
+    finally:
+        os.close(rfd)

@@ -438,23 +438,35 @@ def _mount_fs(
 
 
 def _copy_up(t: Target) -> None:
-    """tmpcopyup: the covered directory's contents into the tmpfs now on top of it."""
-    src = m.fd_path(t.fd)  # still the covered directory
+    """tmpcopyup: the covered directory's contents into the tmpfs now on top of it (the tmpfs
+    root keeps the mode its options gave it)."""
     dst_fd = _reopen_mounted(t)
     try:
-        dst = m.fd_path(dst_fd)
-        st = os.stat(src)
-        os.chmod(dst, stat.S_IMODE(st.st_mode))
-        os.chown(dst, st.st_uid, st.st_gid)
-        shutil.copytree(src, dst, symlinks=True, dirs_exist_ok=True, copy_function=_copy_owned)
+        _copy_tree(m.fd_path(t.fd), m.fd_path(dst_fd))  # t.fd: still the covered directory
+    except OSError as e:
+        raise KernelError("copy", e.errno or errno.EIO, f"tmpcopyup {t.path}: {e}") from None
     finally:
         os.close(dst_fd)
 
 
-def _copy_owned(src: str, dst: str) -> None:
-    shutil.copy2(src, dst, follow_symlinks=False)
-    st = os.lstat(src)
-    os.chown(dst, st.st_uid, st.st_gid, follow_symlinks=False)
+def _copy_tree(src: str, dst: str) -> None:
+    """Contents, modes, owners and times; symlinks as symlinks, never followed."""
+    for entry in os.scandir(src):
+        s, d = entry.path, os.path.join(dst, entry.name)
+        st = entry.stat(follow_symlinks=False)
+        if entry.is_symlink():
+            os.symlink(os.readlink(s), d)
+        elif entry.is_dir(follow_symlinks=False):
+            os.mkdir(d)
+            _copy_tree(s, d)
+        elif entry.is_file(follow_symlinks=False):
+            shutil.copyfile(s, d, follow_symlinks=False)
+        else:
+            os.mknod(d, st.st_mode, st.st_rdev)
+        os.chown(d, st.st_uid, st.st_gid, follow_symlinks=False)
+        if not entry.is_symlink():
+            os.chmod(d, stat.S_IMODE(st.st_mode))
+        os.utime(d, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
 
 
 def _bind(ctx: _Ctx, source: str, dest: str, opts: MountOptions) -> None:
