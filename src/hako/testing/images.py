@@ -389,3 +389,60 @@ http:
         time.sleep(0.05)
     reg.stop()
     raise RuntimeError(f"docker-registry did not answer on {reg.host}")
+
+
+class SlowProxy:
+    """A TCP proxy on 127.0.0.1 that forwards the upstream's answers at ``rate`` bytes/s, so
+    a test can catch a pull in the middle of a layer."""
+
+    def __init__(self, upstream: str, rate: int) -> None:
+        import socket
+        import threading
+
+        self.upstream = upstream
+        self.rate = rate
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.host = f"127.0.0.1:{self.sock.getsockname()[1]}"
+        self._stop = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+        import threading
+
+        while not self._stop.is_set():
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            h, p = self.upstream.rsplit(":", 1)
+            up = socket.create_connection((h, int(p)))
+            threading.Thread(target=self._pump, args=(client, up, 0), daemon=True).start()
+            threading.Thread(target=self._pump, args=(up, client, self.rate), daemon=True).start()
+
+    def _pump(self, src: Any, dst: Any, rate: int) -> None:
+        import time
+
+        step = max(rate // 20, 1024) if rate else 65536
+        try:
+            while not self._stop.is_set():
+                data = src.recv(step)
+                if not data:
+                    break
+                dst.sendall(data)
+                if rate:
+                    time.sleep(len(data) / rate)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.close()
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self._stop.set()
+        self.sock.close()
