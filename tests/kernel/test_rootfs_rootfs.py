@@ -445,3 +445,30 @@ def test_errors_name_the_mount(rootfs: Path) -> None:
         run_container(spec, rootfs, lambda: None)
     assert e.value.kind == KernelError.__name__ and e.value.errno == errno.ENODEV
     assert "no-such-fs on /x (mounts[1])" in e.value.message
+
+
+def test_readonly_dev_cgroup2_and_root_propagation(rootfs: Path) -> None:
+    mounts = [
+        Mount("/proc", "proc", "proc"),
+        Mount("/dev", "tmpfs", "tmpfs", ["nosuid", "mode=755", "ro"]),
+        Mount("/sys/fs/cgroup", "cgroup2", "cgroup", ["nosuid", "nodev", "noexec", "ro"]),
+    ]
+    spec = make_spec(mounts, rootfs_propagation="rshared")
+
+    def probe() -> dict[str, Any]:
+        fields = {}
+        for line in Path("/proc/self/mountinfo").read_text().splitlines():
+            f = line.split()
+            fields[f[4]] = " ".join(f[6 : f.index("-")])
+        return {
+            "mounts": mounts_by_point(),
+            "null": os.major(os.stat("/dev/null").st_rdev),
+            "dev_write": try_write("/dev/newfile"),
+            "root_prop": fields["/"],
+        }
+
+    out = run_container(spec, rootfs, probe)
+    mnt = out["mounts"]
+    assert mnt["/dev"]["opts"].startswith("ro") and out["dev_write"] == errno.EROFS and out["null"] == 1
+    assert mnt["/sys/fs/cgroup"]["fstype"] == "cgroup2" and mnt["/sys/fs/cgroup"]["opts"].startswith("ro")
+    assert out["root_prop"].startswith("shared:")

@@ -320,6 +320,15 @@ def _mount_entry(ctx: _Ctx, mnt: Mount, i: int) -> None:
             if e.errno != errno.EPERM or not ctx.in_userns:
                 raise
             _bind(ctx, "/dev/mqueue", dest, _as_rbind(opts))
+    elif mnt.type == "devpts" and ctx.in_userns:
+        try:
+            _mount_fs(ctx, mnt.source or "devpts", dest, "devpts", opts)
+        except KernelError as e:
+            # gid=5 (tty) is often unmapped in a user namespace: the kernel says EINVAL.
+            if e.errno != errno.EINVAL or opts.data_option("gid") is None:
+                raise
+            data = ",".join(o for o in opts.data.split(",") if not o.startswith("gid="))
+            _mount_fs(ctx, mnt.source or "devpts", dest, "devpts", opts, data=data)
     else:
         _mount_fs(ctx, mnt.source or mnt.type, dest, mnt.type, opts)
 
