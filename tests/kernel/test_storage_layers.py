@@ -30,12 +30,12 @@ def mounts() -> Iterator[list[Path]]:
         subprocess.run(["umount", "-l", str(target)], capture_output=True, check=False)
 
 
-def build(snap: Snapshotter, layers: list[bytes], prefix: str) -> list[str]:
-    chain = []
+def build(snap: Snapshotter, layers: list[bytes], prefix: str, with_lowers: bool = True) -> list[str]:
+    chain: list[str] = []
     for i, data in enumerate(layers):
         cid = f"{prefix}-{i}"
         with snap.new_layer(cid) as d:
-            apply_layer(OneWay(data), d, lowers=snap.lower_dirs(chain))
+            apply_layer(OneWay(data), d, lowers=snap.lower_dirs(chain) if with_lowers else ())
         chain.append(cid)
     return chain
 
@@ -47,16 +47,18 @@ def trees(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, dict[s
     layers = [tar_bytes(entries) for entries in layered_scenario()]
     out: dict[str, dict[str, tuple[object, ...]]] = {}
     ovl = Snapshotter(base / "ovl", driver="overlay")
-    chain = build(ovl, layers, "sc")
-    target = base / "merged"
-    target.mkdir()
-    ovl.mount(ovl.prepare("c1", chain), target)
-    try:
-        out["overlay"] = describe(target)
-    finally:
-        ovl.unmount(target)
+    # with the lowers at hand while unpacking, and without (parallel pulls): fixed at prepare
+    for name, with_lowers in (("overlay", True), ("overlay-deferred", False)):
+        chain = build(ovl, layers, name, with_lowers)
+        target = base / name
+        target.mkdir()
+        ovl.mount(ovl.prepare(name, chain), target)
+        try:
+            out[name] = describe(target)
+        finally:
+            ovl.unmount(target)
     vfs = Snapshotter(base / "vfs", driver="vfs")
-    spec = vfs.prepare("c1", build(vfs, layers, "sc"))
+    spec = vfs.prepare("c1", build(vfs, layers, "sc", with_lowers=False))
     out["vfs"] = describe(Path(spec[0].source))
     applied = base / "applied"
     applied.mkdir()
@@ -68,7 +70,7 @@ def trees(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, dict[s
 
 def test_three_ways_agree(trees: dict[str, dict[str, tuple[object, ...]]]) -> None:
     ovl = trees["overlay"]
-    for other in ("vfs", "apply"):
+    for other in ("overlay-deferred", "vfs", "apply"):
         diff = {
             p: (ovl.get(p), trees[other].get(p))
             for p in set(ovl) | set(trees[other])
@@ -77,7 +79,7 @@ def test_three_ways_agree(trees: dict[str, dict[str, tuple[object, ...]]]) -> No
         assert not diff, f"overlay vs {other}: {diff}"
 
 
-@pytest.mark.parametrize("how", ["overlay", "vfs", "apply"])
+@pytest.mark.parametrize("how", ["overlay", "overlay-deferred", "vfs", "apply"])
 def test_merged_tree(trees: dict[str, dict[str, tuple[object, ...]]], how: str) -> None:
     t = trees[how]
 

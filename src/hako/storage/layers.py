@@ -24,6 +24,7 @@ planted it: such entries are refused with an error naming them.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import shutil
@@ -43,6 +44,9 @@ OPAQUE_MARKER = ".wh..wh..opq"
 # aufs bookkeeping (.wh..wh.plnk, .wh..wh.aufs): never content, never a whiteout.
 AUFS_META_PREFIX = ".wh..wh."
 OPAQUE_XATTR = "trusted.overlay.opaque"
+# Marks directories an overlay layer made only as parents of its entries, while the lower
+# layers were not at hand; fix_implicit_dirs() gives them the lower layers' attributes later.
+IMPLICIT_XATTR = "trusted.hako.implicit"
 PAX_XATTR_PREFIX = "SCHILY.xattr."
 # A layer must not steer overlayfs itself (redirects, metacopy, opaque) through its xattrs.
 _FORBIDDEN_XATTRS = ("trusted.overlay.", "user.overlay.")
@@ -386,6 +390,7 @@ class _Extractor:
         self.dir_times: list[tuple[str, int]] = []
         self.entry = ""
         self.lower_fds: list[int] = []
+        self.implicit: set[str] = set()
         if overlay:
             for lower in lowers:
                 self.lower_fds.append(os.open(lower, _O_DIR))
@@ -399,36 +404,7 @@ class _Extractor:
         self.lower_fds.clear()
 
     def _lower_dir(self, path: str) -> os.stat_result | None:
-        """The stat of directory ``path`` as the lower layers (top first) show it, if any.
-
-        Walked with O_NOFOLLOW like everything else; a non-directory on the way (a whiteout,
-        a file, a symlink) or an opaque directory hides whatever the layers below hold.
-        """
-        for root in self.lower_fds:
-            fd = os.dup(root)
-            hidden = False
-            try:
-                for comp in path.split("/"):
-                    try:
-                        nfd = os.open(comp, _O_DIR, dir_fd=fd)
-                    except FileNotFoundError:
-                        break
-                    except OSError:
-                        hidden = True
-                        break
-                    os.close(fd)
-                    fd = nfd
-                    try:
-                        hidden = hidden or os.getxattr(fd, OPAQUE_XATTR) == b"y"
-                    except OSError:
-                        pass
-                else:
-                    return os.fstat(fd)
-            finally:
-                os.close(fd)
-            if hidden:
-                return None
-        return None
+        return lower_dir_stat(self.lower_fds, path)
 
     # -- directory descriptors -------------------------------------------------------
 
@@ -487,6 +463,8 @@ class _Extractor:
         # In an overlay layer this directory hides the lower one's attributes: copy them,
         # so the merged view matches applying the layer onto the lower tree.
         lower = self._lower_dir(path) if self.lower_fds and path not in self.whited else None
+        if self.overlay and not self.lower_fds and path not in self.whited:
+            self.implicit.add(path)
         if lower is not None:
             uid, gid, mode = lower.st_uid, lower.st_gid, stat.S_IMODE(lower.st_mode)
             self.dir_times.append((path, lower.st_mtime_ns))
@@ -656,6 +634,7 @@ class _Extractor:
         if m.pax_headers:
             self._xattrs_fd(fd, m)
         self.mine.add(path)
+        self.implicit.discard(path)
         self.dir_times.append((path, int(m.mtime * 1_000_000_000)))
         self.stats.dirs += 1
 
@@ -806,12 +785,102 @@ class _Extractor:
                 if cfd is not None:
                     self._clear_lower(cfd, child)
 
+    def _existing_dir(self, path: str) -> int | None:
+        try:
+            return self.dir_fd(path, create=False)
+        except UnsafeLayerError:
+            return None  # replaced by a symlink later in the layer
+
     def finish_dirs(self) -> None:
+        if self.implicit and self.root:
+            marked = 0
+            for path in self.implicit:
+                fd = self._existing_dir(path)
+                if fd is not None:
+                    os.setxattr(fd, IMPLICIT_XATTR, b"y")
+                    marked += 1
+            if marked:
+                os.setxattr(self.root_fd, IMPLICIT_XATTR, b"y")
         # Children change their parent's mtime, so directories get theirs last.
         for path, mtime in self.dir_times:
-            fd = self.dir_fd(path, create=False)
+            fd = self._existing_dir(path)
             if fd is not None:
                 os.utime(fd, ns=(mtime, mtime))
+
+
+def lower_dir_stat(lower_fds: Sequence[int], path: str) -> os.stat_result | None:
+    """The stat of directory ``path`` as the lower layers (descriptors, top first) show it.
+
+    Walked with O_NOFOLLOW like everything else; a non-directory on the way (a whiteout,
+    a file, a symlink) or an opaque directory hides whatever the layers below hold.
+    """
+    for root in lower_fds:
+        fd = os.dup(root)
+        hidden = False
+        try:
+            for comp in path.split("/"):
+                try:
+                    nfd = os.open(comp, _O_DIR, dir_fd=fd)
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    hidden = True
+                    break
+                os.close(fd)
+                fd = nfd
+                try:
+                    hidden = hidden or os.getxattr(fd, OPAQUE_XATTR) == b"y"
+                except OSError:
+                    pass
+            else:
+                return os.fstat(fd)
+        finally:
+            os.close(fd)
+        if hidden:
+            return None
+    return None
+
+
+def _has_xattr(target: int | str, name: str) -> bool:
+    try:
+        os.getxattr(target, name, follow_symlinks=False) if isinstance(target, str) else os.getxattr(
+            target, name
+        )
+    except OSError:
+        return False
+    return True
+
+
+def fix_implicit_dirs(layer: Path, lowers: Sequence[Path]) -> int:
+    """Give the implicit directories of overlay layer ``layer`` their lower attributes.
+
+    ``lowers`` are the layer dirs below it, top first, all present. Does nothing (one
+    getxattr) for layers without implicit directories; safe to run twice or concurrently.
+    Returns how many directories were fixed.
+    """
+    if not _has_xattr(str(layer), IMPLICIT_XATTR):
+        return 0
+    fds = [os.open(lower, _O_DIR) for lower in lowers]
+    fixed = 0
+    try:
+        for dirpath, _dirnames, _files in os.walk(layer):
+            if dirpath == str(layer) or not _has_xattr(dirpath, IMPLICIT_XATTR):
+                continue
+            rel = os.path.relpath(dirpath, layer)
+            st = lower_dir_stat(fds, rel)
+            if st is not None:
+                os.chown(dirpath, st.st_uid, st.st_gid, follow_symlinks=False)
+                os.chmod(dirpath, stat.S_IMODE(st.st_mode))
+                os.utime(dirpath, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
+            with contextlib.suppress(OSError):
+                os.removexattr(dirpath, IMPLICIT_XATTR, follow_symlinks=False)
+            fixed += 1
+        with contextlib.suppress(OSError):
+            os.removexattr(layer, IMPLICIT_XATTR)
+    finally:
+        for fd in fds:
+            os.close(fd)
+    return fixed
 
 
 def apply_layer(
@@ -831,6 +900,8 @@ def apply_layer(
     ``lowers`` (overlay mode only, optional): the layer dirs below this one, top first.
     Directories this layer creates only as parents of its entries then take their
     attributes from the lower layers instead of 0755 root (what apply mode keeps).
+    Without them (layers unpacked in parallel), such directories are marked and the
+    snapshotter fixes them with ``fix_implicit_dirs`` once the whole stack is present.
     """
     src = _Source(tar_stream)
     ex = _Extractor(src, Path(dest), overlay_whiteouts, allow_devices, lowers)

@@ -171,7 +171,7 @@ def _copy_meta(src: str, dst: str, st: os.stat_result, is_link: bool) -> None:
     except OSError:
         names = []
     for name in names:
-        if name.startswith(("trusted.overlay.", "user.overlay.")):
+        if name.startswith(("trusted.overlay.", "user.overlay.", "trusted.hako.")):
             continue
         try:
             os.setxattr(dst, name, os.getxattr(src, name, follow_symlinks=False), follow_symlinks=False)

@@ -30,6 +30,7 @@ from pathlib import Path
 
 from hako.errors import Conflict, HakoError, KernelError, NotFound
 from hako.storage import overlay
+from hako.storage.layers import fix_implicit_dirs
 from hako.storage.overlay import MountSpec
 from hako.sys.libc import LIBC
 
@@ -157,11 +158,17 @@ class Snapshotter:
     def _container_dir(self, key: str) -> Path:
         return self.root / "containers" / _check_name("snapshot key", key)
 
+    def _fix_layers(self, chain_ids: list[str]) -> None:
+        """Finish layers unpacked without their lowers (see layers.fix_implicit_dirs)."""
+        for i, c in enumerate(chain_ids):
+            layer = self.layer_path(c)
+            if i:
+                fix_implicit_dirs(layer, self.lower_dirs(chain_ids[:i]))
+
     def _lowers(self, chain_ids: list[str]) -> list[str]:
         """Lowerdir paths, top first; the bottom ones flattened when they would not fit."""
+        self._fix_layers(chain_ids)
         for c in chain_ids:
-            if not self.has_layer(c):
-                raise NotFound(f"layer {c}: not in the snapshot store {self.root}")
             link = self._link(c)
             if not os.path.lexists(link):
                 self._ensure_link(c, self._layer_dir(c))
@@ -242,6 +249,7 @@ class Snapshotter:
 
     def _copy_tree(self, chain_ids: list[str], rootfs: Path) -> None:
         rootfs.mkdir(mode=0o755)
+        self._fix_layers(chain_ids)
         for c in chain_ids:
             overlay.merge_layer(self.layer_path(c), rootfs, link=False)
 
