@@ -109,6 +109,7 @@ def run_container(
     no_pivot: bool = False,
     finalize: bool = True,
     bundle: Path | None = None,
+    before_pivot: Callable[[], None] | None = None,
 ) -> Any:
     """Prepare ``rootfs`` per ``spec`` in fresh namespaces and return ``probe()``'s result."""
     before = _mountinfo(rootfs)
@@ -130,7 +131,14 @@ def run_container(
                 _, st = os.waitpid(inner, 0)
                 os._exit(os.waitstatus_to_exitcode(st))
             try:
-                prepare_rootfs(spec, rootfs, no_pivot=no_pivot, in_userns=userns, bundle=bundle)
+                prepare_rootfs(
+                    spec,
+                    rootfs,
+                    no_pivot=no_pivot,
+                    in_userns=userns,
+                    bundle=bundle,
+                    before_pivot=before_pivot,
+                )
                 if finalize:
                     finalize_rootfs(spec)
                 result: Any = ("ok", probe())
@@ -472,3 +480,39 @@ def test_readonly_dev_cgroup2_and_root_propagation(rootfs: Path) -> None:
     assert mnt["/dev"]["opts"].startswith("ro") and out["dev_write"] == errno.EROFS and out["null"] == 1
     assert mnt["/sys/fs/cgroup"]["fstype"] == "cgroup2" and mnt["/sys/fs/cgroup"]["opts"].startswith("ro")
     assert out["root_prop"].startswith("shared:")
+
+
+def test_before_pivot_console_and_overlay(rootfs: Path, tmp_path: Path) -> None:
+    lower, upper, work = (tmp_path / n for n in ("lower", "upper", "work"))
+    for d in (lower, upper, work):
+        d.mkdir()
+    (lower / "from-lower").write_text("low")
+    mounts = [
+        *DEFAULT_MOUNTS,
+        Mount("/ov", "overlay", "overlay", [f"lowerdir={lower}", f"upperdir={upper}", f"workdir={work}"]),
+    ]
+    spec = make_spec(mounts)
+    seen: list[str] = []
+
+    def probe() -> dict[str, Any]:
+        from hako.runtime.rootfs import mount_console
+
+        _master, slave = os.openpty()  # through /dev/ptmx -> pts/ptmx: our devpts instance
+        n = int(os.ttyname(slave).rsplit("/", 1)[1])
+        mount_console(slave)
+        st = os.stat("/dev/console")
+        Path("/ov/new").write_text("up")
+        return {
+            "console": (os.major(st.st_rdev), os.minor(st.st_rdev), n),
+            "hook": seen,
+            "low": Path("/ov/from-lower").read_text(),
+        }
+
+    def hook() -> None:
+        # Like a createContainer hook: the host's root, the container's mounts in place.
+        seen.append(str(os.path.ismount(str(rootfs / "proc"))))
+
+    out = run_container(spec, rootfs, probe, before_pivot=hook)
+    assert out["hook"] == ["True"]
+    assert out["console"][0] == 136 and out["console"][1] == out["console"][2]
+    assert out["low"] == "low" and (upper / "new").read_text() == "up"

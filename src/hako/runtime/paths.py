@@ -15,11 +15,13 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from dataclasses import dataclass
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hako.errors import KernelError
 from hako.sys import mount as m
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 MAX_SYMLINKS = 40
 _RESOLVE = m.RESOLVE_IN_ROOT | m.RESOLVE_NO_MAGICLINKS
@@ -55,7 +57,9 @@ def open_in_root(root_fd: int, path: str, flags: int = os.O_PATH, *, follow: boo
     try:
         if walk.missing:
             raise KernelError("open", errno.ENOENT, path)
-        if flags & os.O_PATH and not flags & (os.O_DIRECTORY | os.O_NOFOLLOW):
+        if flags & os.O_DIRECTORY and not stat.S_ISDIR(os.fstat(walk.fd).st_mode):
+            raise KernelError("open", errno.ENOTDIR, path)
+        if flags & os.O_PATH:
             return os.dup(walk.fd)
         # Reopen through the magic link: the walked fd is the very inode, no new lookup by name.
         return os.open(m.fd_path(walk.fd), flags & ~os.O_NOFOLLOW)
@@ -73,11 +77,13 @@ def resolve_in_root(root: Path | str | int, path: str, flags: int = os.O_PATH) -
             os.close(root_fd)
 
 
-@dataclass
 class _Walk:
-    fd: int  # O_PATH fd of the deepest existing component
-    resolved: list[str]  # its path below the root, no symlinks in it
-    missing: list[str]  # components below it that do not exist (lexically cleaned)
+    __slots__ = ("fd", "resolved", "missing")
+
+    def __init__(self, fd: int, resolved: list[str], missing: list[str]) -> None:
+        self.fd = fd  # O_PATH fd of the deepest existing component
+        self.resolved = resolved  # its path below the root, no symlinks in it
+        self.missing = missing  # components below it that do not exist (lexically cleaned)
 
     def close(self) -> None:
         os.close(self.fd)
@@ -102,6 +108,8 @@ def _walk(root_fd: int, path: str, *, follow_last: bool = True) -> _Walk:
             except FileNotFoundError:
                 missing = _clean([name, *todo])
                 return _Walk(stack.pop(), names, missing)
+            except OSError as e:
+                raise KernelError("open", e.errno or 0, path) from None
             st = os.fstat(fd)
             if stat.S_ISLNK(st.st_mode) and (todo or follow_last):
                 # Read by name: a swap after the open only changes which in-root path we take.
@@ -187,7 +195,6 @@ def mkdir_all_in_root(root_fd: int, path: str, mode: int = 0o755) -> int:
         raise
 
 
-@dataclass
 class Target:
     """A path inside the root, opened: its parent directory, its name there, and itself.
 
@@ -195,10 +202,13 @@ class Target:
     mount just placed on top (the old fd still names the covered directory).
     """
 
-    parent_fd: int
-    name: str
-    fd: int
-    path: str  # as the config gave it, for messages
+    __slots__ = ("parent_fd", "name", "fd", "path")
+
+    def __init__(self, parent_fd: int, name: str, fd: int, path: str) -> None:
+        self.parent_fd = parent_fd
+        self.name = name
+        self.fd = fd
+        self.path = path  # as the config gave it, for messages
 
     def reopen(self) -> int:
         return os.open(self.name, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=self.parent_fd)

@@ -16,10 +16,8 @@ from __future__ import annotations
 import errno
 import os
 import posixpath
-import shutil
 import stat
-from dataclasses import dataclass, field
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hako.errors import ConfigError, KernelError
 from hako.runtime.mount_options import (
@@ -31,6 +29,10 @@ from hako.runtime.mount_options import (
 from hako.runtime.paths import Target, components, mkdir_all_in_root, open_in_root, open_target, secure_join
 from hako.spec.runtime import Device, Mount, Spec
 from hako.sys import mount as m
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
 
 DEFAULT_DEVICES = (
     Device("c", "/dev/null", 1, 3, 0o666, 0, 0),
@@ -193,15 +195,19 @@ def _is_host_namespace(ns_type: str, path: str) -> bool:
 # prepare_rootfs: mounts, devices, pivot
 
 
-@dataclass
 class _Ctx:
-    spec: Spec
-    rootfs: Path
-    bundle: Path
-    root_fd: int
-    in_userns: bool
-    cgroupns: bool
-    deferred_ro: list[str] = field(default_factory=list)
+    """What every mount step needs (a plain class: dataclasses cost import time on the hot path)."""
+
+    def __init__(
+        self, spec: Spec, rootfs: str, bundle: str, root_fd: int, in_userns: bool, cgroupns: bool
+    ) -> None:
+        self.spec = spec
+        self.rootfs = rootfs
+        self.bundle = bundle
+        self.root_fd = root_fd
+        self.in_userns = in_userns
+        self.cgroupns = cgroupns
+        self.deferred_ro: list[str] = []
 
 
 def _where(e: KernelError, where: str) -> KernelError:
@@ -212,19 +218,22 @@ def _where(e: KernelError, where: str) -> KernelError:
 
 def prepare_rootfs(
     spec: Spec,
-    rootfs: Path,
+    rootfs: Path | str,
     *,
     no_pivot: bool = False,
     in_userns: bool = False,
-    bundle: Path | None = None,
+    bundle: Path | str | None = None,
+    before_pivot: Callable[[], None] | None = None,
 ) -> None:
     """Mount everything ``spec`` asks for into ``rootfs`` and make it the process's root.
 
     Runs inside the container's new mount namespace (and user namespace, if any) as its root.
-    Afterwards ``/`` is the rootfs and the cwd is ``/``.
+    Afterwards ``/`` is the rootfs and the cwd is ``/``. ``bundle`` anchors relative bind
+    sources (default: the rootfs's parent). ``before_pivot`` runs once everything is mounted,
+    still with the host's root: the place for createContainer hooks.
     """
-    rootfs = Path(os.path.realpath(rootfs))
-    bundle = Path(bundle) if bundle is not None else rootfs.parent
+    root = os.path.realpath(rootfs)
+    bundle_dir = os.fspath(bundle) if bundle is not None else os.path.dirname(root)
     prop = (
         parse_propagation(spec.linux.rootfs_propagation)
         if spec.linux.rootfs_propagation
@@ -232,10 +241,10 @@ def prepare_rootfs(
     )
     # Nothing we mount below may reach the host's namespace: slave (or what was asked) first.
     m.mount(None, "/", None, prop, detail="/ (rootfs propagation)")
-    _make_parent_private(rootfs)
-    m.mount(str(rootfs), str(rootfs), None, m.MS_BIND | m.MS_REC, detail=f"{rootfs} (rootfs bind)")
-    root_fd = os.open(rootfs, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-    ctx = _Ctx(spec, rootfs, bundle, root_fd, in_userns, spec.linux.namespace("cgroup") is not None)
+    _make_parent_private(root)
+    m.mount(root, root, None, m.MS_BIND | m.MS_REC, detail=f"{root} (rootfs bind)")
+    root_fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    ctx = _Ctx(spec, root, bundle_dir, root_fd, in_userns, spec.linux.namespace("cgroup") is not None)
     try:
         for i, mnt in enumerate(spec.mounts):
             try:
@@ -247,10 +256,12 @@ def prepare_rootfs(
             _dev_symlinks(ctx)
     finally:
         os.close(root_fd)
+    if before_pivot is not None:
+        before_pivot()
     if no_pivot:
-        _move_root(rootfs)
+        _move_root(root)
     else:
-        _pivot_root(rootfs)
+        _pivot_root(root)
     if spec.linux.rootfs_propagation:
         # The root itself gets the asked propagation only now that it is "/".
         m.mount(None, "/", None, prop, detail="/ (rootfs propagation)")
@@ -266,16 +277,16 @@ def _unescape(field_: str) -> str:
     return field_.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
 
 
-def _mount_point_of(path: Path) -> str:
+def _mount_point_of(path: str) -> str:
     best = "/"
     for fields in _mountinfo():
         mp = _unescape(fields[4])
-        if (str(path) == mp or str(path).startswith(mp.rstrip("/") + "/")) and len(mp) > len(best):
+        if (path == mp or path.startswith(mp.rstrip("/") + "/")) and len(mp) > len(best):
             best = mp
     return best
 
 
-def _make_parent_private(rootfs: Path) -> None:
+def _make_parent_private(rootfs: str) -> None:
     """pivot_root refuses a new root whose parent mount is shared; make that one mount private."""
     parent = _mount_point_of(rootfs)
     m.mount(None, parent, None, m.MS_PRIVATE, detail=f"{parent} (rootfs parent mount)")
@@ -344,13 +355,13 @@ def _as_rbind(opts: MountOptions) -> MountOptions:
 
 
 def _source_path(ctx: _Ctx, source: str) -> str:
-    return source if source.startswith("/") else str(ctx.bundle / source)
+    return source if source.startswith("/") else os.path.join(ctx.bundle, source)
 
 
 def _rel_path(ctx: _Ctx, t: Target) -> str:
     """Where ``t`` sits below the rootfs, read back from the kernel via its parent fd."""
     parent = os.readlink(m.fd_path(t.parent_fd))
-    root = str(ctx.rootfs)
+    root = ctx.rootfs
     if parent == root:
         rel = "/"
     elif parent.startswith(root + "/"):
@@ -469,6 +480,8 @@ def _copy_tree(src: str, dst: str) -> None:
             os.mkdir(d)
             _copy_tree(s, d)
         elif entry.is_file(follow_symlinks=False):
+            import shutil  # only tmpcopyup needs it: keep it off the runtime's start-up path
+
             shutil.copyfile(s, d, follow_symlinks=False)
         else:
             os.mknod(d, st.st_mode, st.st_rdev)
@@ -502,12 +515,12 @@ def _remount_existing(ctx: _Ctx, dest: str, mnt: Mount, opts: MountOptions) -> N
 # -- cgroups -----------------------------------------------------------------------------------
 
 
-@dataclass
 class _Hierarchy:
-    mount_point: str  # on the host, e.g. /sys/fs/cgroup/cpu,cpuacct
-    root: str  # the mount's root within the hierarchy (mountinfo field 4)
-    fstype: str  # cgroup or cgroup2
-    controllers: list[str]  # from the super options: ["cpu", "cpuacct"], ["name=systemd"]; [] for v2
+    def __init__(self, mount_point: str, root: str, fstype: str, controllers: list[str]) -> None:
+        self.mount_point = mount_point  # on the host, e.g. /sys/fs/cgroup/cpu,cpuacct
+        self.root = root  # the mount's root within the hierarchy (mountinfo field 4)
+        self.fstype = fstype  # cgroup or cgroup2
+        self.controllers = controllers  # ["cpu", "cpuacct"], ["name=systemd"]; [] for cgroup2
 
 
 def _host_hierarchies() -> list[_Hierarchy]:
@@ -709,7 +722,7 @@ def _dev_symlinks(ctx: _Ctx) -> None:
 # -- the switch --------------------------------------------------------------------------------
 
 
-def _pivot_root(rootfs: Path) -> None:
+def _pivot_root(rootfs: str) -> None:
     """pivot_root(".", "."): the old root ends up stacked on the new one, then detached."""
     old_root = os.open("/", os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
     new_root = os.open(rootfs, os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
@@ -726,9 +739,9 @@ def _pivot_root(rootfs: Path) -> None:
     os.chdir("/")
 
 
-def _move_root(rootfs: Path) -> None:
+def _move_root(rootfs: str) -> None:
     """--no-pivot: move the rootfs mount onto / and chroot, hiding the host's other mounts first."""
-    root = str(rootfs)
+    root = rootfs
     for fields in sorted(_mountinfo(), key=lambda f: -len(_unescape(f[4]))):
         mp = _unescape(fields[4])
         if mp == "/" or mp == root or mp.startswith(root + "/") or root.startswith(mp.rstrip("/") + "/"):
@@ -741,6 +754,17 @@ def _move_root(rootfs: Path) -> None:
     m.mount(root, "/", None, m.MS_MOVE, detail=f"{root} (move to /)")
     os.chroot(".")
     os.chdir("/")
+
+
+def mount_console(slave_fd: int) -> None:
+    """Bind the terminal's slave onto /dev/console (after the pivot), as runc does when
+    ``process.terminal`` is set; /dev/console is created as an empty file if missing."""
+    root_fd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        with open_target(root_fd, "/dev/console", "file", 0o600) as t:
+            m.mount(m.fd_path(slave_fd), m.fd_path(t.fd), None, m.MS_BIND, detail="pty on /dev/console")
+    finally:
+        os.close(root_fd)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import platform
 
 from hako.errors import KernelError
 from hako.sys.libc import LIBC, check
@@ -130,7 +129,7 @@ _ARCH_INDEX = {"x86_64": 0, "amd64": 0, "aarch64": 1, "arm64": 1}
 
 
 def _nr(name: str) -> int:
-    machine = platform.machine().lower()
+    machine = os.uname().machine.lower()
     try:
         return _SYSCALLS[name][_ARCH_INDEX[machine]]
     except KeyError:
