@@ -122,13 +122,21 @@ def accept_state(listener: socket.socket, timeout: float | None = None) -> tuple
     conn, _ = listener.accept()
     with conn:
         conn.settimeout(timeout)
-        chunks: list[bytes] = []
         data, fds, _flags, _addr = socket.recv_fds(conn, 65536, 4)
-        chunks.append(data)
-        while data:
+        buf = data
+        # Stop at the end of the document, not at EOF: some runtimes (crun) keep the
+        # connection open until their container process has started.
+        while True:
+            try:
+                doc = json.loads(buf)
+                break
+            except ValueError:
+                if not data:
+                    for fd in fds:
+                        os.close(fd)
+                    raise HakoError("seccomp agent: incomplete container process state") from None
             data = conn.recv(65536)
-            chunks.append(data)
-    doc = json.loads(b"".join(chunks))
+            buf += data
     names = doc.get("fds") or []
     if SECCOMP_FD_NAME not in names or len(fds) <= names.index(SECCOMP_FD_NAME):
         for fd in fds:
