@@ -110,6 +110,7 @@ def run_container(
     finalize: bool = True,
     bundle: Path | None = None,
     before_pivot: Callable[[], None] | None = None,
+    host_setup: Callable[[], None] | None = None,
 ) -> Any:
     """Prepare ``rootfs`` per ``spec`` in fresh namespaces and return ``probe()``'s result."""
     before = _mountinfo(rootfs)
@@ -121,6 +122,11 @@ def run_container(
         os.close(sync_w)
         status = 1
         try:
+            if host_setup is not None:
+                # Mounts made here, as the host's root in a private mount namespace, are locked
+                # once a user namespace's mount namespace copies them.
+                _unshare(CLONE_NEWNS)
+                host_setup()
             if userns:
                 _unshare(CLONE_NEWUSER)
                 os.write(w, b"U")
@@ -516,3 +522,27 @@ def test_before_pivot_console_and_overlay(rootfs: Path, tmp_path: Path) -> None:
     assert out["hook"] == ["True"]
     assert out["console"][0] == 136 and out["console"][1] == out["console"][2]
     assert out["low"] == "low" and (upper / "new").read_text() == "up"
+
+
+def test_user_namespace_remount_keeps_locked_flags(rootfs: Path, tmp_path: Path) -> None:
+    src = tmp_path / "locked"
+    src.mkdir()
+
+    def host_setup() -> None:
+        from hako.sys import mount as m
+
+        m.mount("tmpfs", str(src), "tmpfs", m.MS_NOSUID | m.MS_NODEV | m.MS_NOATIME, "size=1m")
+        (src / "f").write_text("x")
+
+    spec = make_spec(
+        [*DEFAULT_MOUNTS, Mount("/locked", "bind", str(src), ["bind", "ro"])],
+        namespaces=["user", "pid", "ipc", "uts", "mount", "network"],
+    )
+    flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET
+
+    def probe() -> dict[str, Any]:
+        return {"opts": mounts_by_point()["/locked"]["opts"].split(","), "write": try_write("/locked/f")}
+
+    out = run_container(spec, rootfs, probe, flags=flags, userns=True, host_setup=host_setup)
+    assert {"ro", "nosuid", "nodev", "noatime"} <= set(out["opts"])
+    assert out["write"] == errno.EROFS

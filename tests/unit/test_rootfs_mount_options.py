@@ -96,6 +96,7 @@ def test_recursive_attributes() -> None:
 def test_extensions() -> None:
     o = parse_mount_options(["tmpcopyup", "idmap"])
     assert o.tmpcopyup and o.idmap and not o.ridmap and o.data == ""
+    assert not parse_mount_options(["tmpcopyup", "notmpcopyup"]).tmpcopyup
 
 
 def test_unknown_options_go_to_data_like_runc() -> None:

@@ -160,6 +160,8 @@ def parse_mount_options(options: list[str], where: str = "options") -> MountOpti
             out.rec_attr_set = (out.rec_attr_set & ~m.MOUNT_ATTR__ATIME) | _REC_ATIME[opt]
         elif opt in _EXTENSIONS:
             setattr(out, opt, True)
+        elif opt == "notmpcopyup":  # crun's and podman's way to say "no copy-up" explicitly
+            out.tmpcopyup = False
         elif opt == "":
             raise ConfigError(f"{where}[{i}]", "empty mount option")
         else:
