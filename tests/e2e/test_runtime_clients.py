@@ -92,15 +92,20 @@ def _cmdline(pid: int) -> bytes:
 
 
 @pytest.fixture(scope="module", params=["runc", "hako"])
-def runtime_path(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, busybox_rootfs: Path
+def runtime_path(request: pytest.FixtureRequest) -> Path:
+    return _binary(request.param)
+
+
+@pytest.fixture(scope="module")
+def container_runtime(
+    runtime_path: Path, tmp_path_factory: pytest.TempPathFactory, busybox_rootfs: Path
 ) -> Path:
-    path = _binary(request.param)
-    if request.param == "hako":
-        why = _probe_lifecycle(path, tmp_path_factory.mktemp("probe"), busybox_rootfs)
+    """The runtime, once it has shown it can keep a container running (hako-runtime is young)."""
+    if runtime_path != RUNC:
+        why = _probe_lifecycle(runtime_path, tmp_path_factory.mktemp("probe"), busybox_rootfs)
         if why is not None:
             pytest.skip(f"hako-runtime cannot run a container yet: {why}")
-    return path
+    return runtime_path
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -207,7 +212,17 @@ def _read(path: Path) -> str:
 
 
 @pytest.fixture
-def lab(runtime_path: Path, tmp_path: Path, bundle: Path, busybox_rootfs: Path) -> Iterator[Lab]:
+def lab(container_runtime: Path, tmp_path: Path, bundle: Path, busybox_rootfs: Path) -> Iterator[Lab]:
+    lab = Lab(container_runtime, tmp_path, bundle, busybox_rootfs)
+    try:
+        yield lab
+    finally:
+        lab.teardown()
+
+
+@pytest.fixture
+def bare_lab(runtime_path: Path, tmp_path: Path, bundle: Path, busybox_rootfs: Path) -> Iterator[Lab]:
+    """For calls that need no running container (unknown ids, features)."""
     lab = Lab(runtime_path, tmp_path, bundle, busybox_rootfs)
     try:
         yield lab
@@ -248,10 +263,10 @@ def test_version(runtime_path: Path) -> None:
     assert re.search(r"^spec: 1\.\d", res.stdout, re.M), f"no 'spec: 1.x' line: {res.stdout!r}"
 
 
-def test_features_json(lab: Lab) -> None:
-    res = lab.call("features")
+def test_features_json(bare_lab: Lab) -> None:
+    res = bare_lab.call("features")
     if res.returncode != 0:
-        pytest.skip(f"{lab.rt.name} has no `features`: {res.stderr.strip()[:120]}")
+        pytest.skip(f"{bare_lab.rt.name} has no `features`: {res.stderr.strip()[:120]}")
     data = res.json()
     for key in ("ociVersionMin", "ociVersionMax", "hooks", "mountOptions", "linux"):
         assert key in data, f"features lacks {key}: {sorted(data)}"
@@ -351,8 +366,8 @@ def test_create_failure_one_json_error_line(lab: Lab, args: list[str], expect: t
     assert lab.call("delete", "--force", cid).returncode == 0
 
 
-def test_failure_without_log_goes_to_stderr(lab: Lab) -> None:
-    res = lab.call("state", "no-such-ctr")
+def test_failure_without_log_goes_to_stderr(bare_lab: Lab) -> None:
+    res = bare_lab.call("state", "no-such-ctr")
     assert res.returncode == 1 and "does not exist" in res.stderr, str(res)
 
 
@@ -509,15 +524,15 @@ def test_delete_force_of_shared_pidns_kills_everything(lab: Lab) -> None:
 
 
 @pytest.mark.parametrize("sub", [["state"], ["delete"], ["kill"], ["pause"], ["resume"]])
-def test_unknown_id_does_not_exist(lab: Lab, sub: list[str]) -> None:
+def test_unknown_id_does_not_exist(bare_lab: Lab, sub: list[str]) -> None:
     args = [*sub, "hk-no-such-container"] + (["9"] if sub == ["kill"] else [])
-    res = lab.call(*args)
+    res = bare_lab.call(*args)
     assert res.returncode == 1, str(res)
     assert "does not exist" in res.stderr, str(res)
 
 
-def test_delete_force_unknown_is_success(lab: Lab) -> None:
-    res = lab.call("delete", "--force", "hk-no-such-container")
+def test_delete_force_unknown_is_success(bare_lab: Lab) -> None:
+    res = bare_lab.call("delete", "--force", "hk-no-such-container")
     assert res.returncode == 0, f"containerd runs this after every task delete: {res}"
 
 
