@@ -681,3 +681,23 @@ def test_update_resources_stdin_and_file(lab: Lab) -> None:
     assert res.returncode == 0, str(res)
     quota = cgroup_path("cpu", f"{CG_PARENT}/{cid}") / "cpu.cfs_quota_us"
     assert quota.read_text().strip() == "50000"
+
+
+# ---------------------------------------------------------------- --debug (go-runc can pass it)
+
+
+def test_debug_keeps_log_json_and_times_phases(lab: Lab) -> None:
+    cid, bundle, _ = lab.bundle(["sleep", "1000"])
+    log = lab.tmp / "debug-log.json"
+    lab.ids.append(cid)
+    res = lab.call(
+        "--debug", "--log", str(log), "--log-format", "json", "create", "--bundle", str(bundle),
+        "--pid-file", str(lab.tmp / f"{cid}.pid"), cid, env=ENV_CREATE, out=lab.tmp / "ctr.out",
+    )  # fmt: skip
+    assert res.returncode == 0, str(res)
+    assert res.stdout == "", "debug output must not go to stdout (the container's log pipe)"
+    for line in filter(str.strip, _read(log).splitlines()):
+        entry = json.loads(line)  # the shim decodes every line
+        assert {"level", "msg", "time"} <= set(entry) and RFC3339.match(entry["time"]), entry
+    if lab.is_hako:
+        assert re.search(r"phase \S+: [\d.]+ ms", res.stderr), f"no phase timings: {res.stderr!r}"
