@@ -62,8 +62,10 @@ class HakoEnv:
         return json.loads(self.out("inspect", ref))[0]  # type: ignore[no-any-return]
 
     def state_file(self, ref: str) -> dict:  # type: ignore[type-arg]
+        from hako.engine.monitor import STATE, read_marshal
+
         cid = self.inspect(ref)["Id"]
-        return json.loads((self.root / "engine" / "containers" / cid / "state.json").read_text())  # type: ignore[no-any-return]
+        return read_marshal(str(self.root / "engine" / "containers" / cid / STATE))
 
 
 def _cleanup(env: HakoEnv) -> None:

@@ -537,9 +537,14 @@ def build_spec(rec: dict[str, Any], rootfs: Path, cdir: Path, volume_path: Any) 
     }
     if rlimits:
         process["rlimits"] = rlimits
-    namespaces = [{"type": t} for t in ("pid", "ipc", "uts", "mount", "cgroup")]
+    namespaces: list[dict[str, str]] = [{"type": t} for t in ("pid", "ipc", "uts", "mount", "cgroup")]
     if host.get("NetworkMode") != "host":
         namespaces.append({"type": "network"})
+    join = rec["Hako"].get("JoinPid")
+    if join:
+        files = {"pid": "pid", "ipc": "ipc", "uts": "uts", "network": "net"}
+        namespaces = [dict(ns, path=f"/proc/{join}/ns/{files[ns['type']]}") if ns["type"] in files else ns
+                      for ns in namespaces]
     resources: dict[str, Any] = {
         "devices": [{"allow": True, "access": "rwm"}] if privileged else DEFAULT_DEVICE_RULES,
     }

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import json
+import marshal
 import os
 import socket
 import struct
@@ -48,7 +49,7 @@ class ContainerError(HakoError):
 
 
 def write_atomic(path: Path, data: dict[str, Any]) -> None:
-    mon.write_json_atomic(str(path), data)
+    mon.write_atomic(str(path), data)
 
 
 class Engine:
@@ -98,8 +99,8 @@ class Engine:
     # --- state -----------------------------------------------------------------------------------
     def raw_state(self, cid: str) -> dict[str, Any]:
         try:
-            return dict(json.loads((self.cdir(cid) / "state.json").read_text()))
-        except (OSError, ValueError):
+            return mon.read_marshal(str(self.cdir(cid) / mon.STATE))
+        except (OSError, ValueError, EOFError):
             return {"status": "created"}
 
     def monitor_alive(self, st: dict[str, Any]) -> bool:
@@ -127,7 +128,7 @@ class Engine:
                 self.runtime(rec).delete(cid)
                 st.update(status="exited", pid=0, exit_code=st.get("exit_code") or 255, monitor_pid=0,
                           finished_at=mon.now_rfc3339(), error="the container's monitor died")
-                write_atomic(self.cdir(cid) / "state.json", st)
+                write_atomic(self.cdir(cid) / mon.STATE, st)
         (self.cdir(cid) / "paused").unlink(missing_ok=True)
         return st
 
@@ -135,7 +136,8 @@ class Engine:
         return self.state(rec).get("status") in RUNNING_STATES
 
     # --- create ----------------------------------------------------------------------------------
-    def create(self, opts: CreateOptions) -> dict[str, Any]:
+    def create(self, opts: CreateOptions, join_pid: int | None = None) -> dict[str, Any]:
+        """Create a container; ``join_pid``: share that process's pid/net/ipc/uts namespaces (debug)."""
         image = self.images.resolve(opts.image, opts.pull)
         cid = new_id()
         name = check_name(opts.name) if opts.name else random_name()
@@ -150,7 +152,7 @@ class Engine:
             "Path": (cfg["Entrypoint"] or cfg["Cmd"])[0],
             "Args": ((cfg["Entrypoint"] or []) + cfg["Cmd"])[1:],
             "Config": cfg, "HostConfig": host, "Mounts": [],
-            "Hako": {"CgroupsPath": f"{parent}/{cid}", "Rootfs": {}},
+            "Hako": {"CgroupsPath": f"{parent}/{cid}", "Rootfs": {}, "JoinPid": join_pid},
         }
         # Claim the name first: concurrent creates with the same name fail fast with Conflict.
         try:
@@ -172,7 +174,7 @@ class Engine:
             self._etc_files(rec, cdir)
             spec = build_spec(rec, rootfs, cdir, self.volumes.path)
             (cdir / "bundle" / "config.json").write_text(json.dumps(spec, indent=1))
-            write_atomic(cdir / "state.json", {"status": "created", "exit_code": 0, "restart_count": 0,
+            write_atomic(cdir / mon.STATE, {"status": "created", "exit_code": 0, "restart_count": 0,
                                                "started_at": ZERO_TIME, "finished_at": ZERO_TIME})
             self.db.update_container(rec)
             self.images.add_ref(image.id, cid)
@@ -274,7 +276,7 @@ class Engine:
             "health": health, "cgroups_path": rec["Hako"]["CgroupsPath"], "autoremove": autoremove,
             "python": sys.executable,
         }
-        write_atomic(self.cdir(rec["Id"]) / "monitor.json", spec)
+        write_atomic(self.cdir(rec["Id"]) / mon.SPEC, spec)
 
     # --- stop, kill, wait ------------------------------------------------------------------------
     def stop(self, ref: str, timeout: float | None = None, sig: str | None = None) -> dict[str, Any]:
@@ -531,7 +533,7 @@ def spawn_monitor(cdir: Path, client: socket.socket | None) -> dict[str, Any]:
     import hako
 
     pythonpath = str(Path(hako.__file__).resolve().parent.parent)
-    argv = [sys.executable, "-S", str(Path(mon.__file__).resolve()), str(cdir)]
+    argv = [sys.executable, "-S", "-c", "from hako.engine.monitor import main; main()", str(cdir)]
     r, w = os.pipe()
     client_fd = client.fileno() if client is not None else -1
     env = {"PATH": os.environ.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"),
@@ -550,6 +552,7 @@ def spawn_monitor(cdir: Path, client: socket.socket | None) -> dict[str, Any]:
             if client_fd >= 0:
                 os.set_inheritable(client_fd, True)
             os.chdir("/")
+            mon.set_subreaper()
             os.execve(argv[0], [*argv, str(w), str(client_fd)], env)
         finally:
             os._exit(127)
@@ -559,14 +562,14 @@ def spawn_monitor(cdir: Path, client: socket.socket | None) -> dict[str, Any]:
     with os.fdopen(r, "rb") as f:
         data = f.read()
     if not data:
-        st = {}
+        st: dict[str, Any] = {}
         try:
-            st = json.loads((cdir / "state.json").read_text())
-        except (OSError, ValueError):
+            st = mon.read_marshal(str(cdir / mon.STATE))
+        except (OSError, ValueError, EOFError):
             pass
         return {"ok": False, "error": st.get("error") or "the monitor exited before starting the container",
                 "code": 125}
-    return dict(json.loads(data.decode().splitlines()[0]))
+    return dict(marshal.loads(data))
 
 
 def connect_attach(cdir: Path) -> socket.socket:

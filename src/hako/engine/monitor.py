@@ -1,24 +1,27 @@
 """The per-container monitor: one small process per running container, outliving the CLI.
 
-It is started as ``python -S monitor.py CONTAINER_DIR SYNC_FD [CLIENT_FD]`` (double-forked and
-``setsid`` by the CLI) and imports only light standard-library modules, because its resident size is
-paid once per container. It is the child subreaper, so the container's init is re-parented to it and
-its exit status can be collected; it holds the container's stdio (pipes, or a pty received over the
+It is started as ``python -S -c 'from hako.engine.monitor import main; main()' DIR SYNC_FD CLIENT_FD``
+(double-forked and ``setsid`` by the CLI, which also makes it the child subreaper: that setting
+survives execve). Its resident size is paid once per container, so it imports only modules built
+into the interpreter (posix, _socket, _signal, select, _struct, time, marshal): no ``os``, ``json``,
+``socket`` or ``signal`` (those pull in ``re`` and ``enum``). The container's init is re-parented to it,
+so it collects the exit status; it holds the container's stdio (pipes, or a pty received over the
 runtime's ``--console-socket``), writes json-file logs with rotation, serves attach clients on
 ``attach.sock``, runs health checks through the runtime's ``exec`` and applies the restart policy.
 
-Its only output is ``state.json`` (written atomically) plus the logs; everything it needs comes from
-``monitor.json`` written by the engine before it was started.
+Its output is ``state`` (a marshal dict written atomically) plus the logs; everything it needs
+comes from ``monitor.spec`` (marshal) written by the engine before it was started.
 """
 
 from __future__ import annotations
 
-import json
-import os
+import _signal
+import _socket
+import _struct
+import marshal
+import posix
+import posix as os  # the monitor's "os": the C module only, without os.py's imports
 import select
-import signal
-import socket
-import struct
 import sys
 import time
 
@@ -26,7 +29,29 @@ import time
 OUT, ERR, EXIT, FAIL = 1, 2, 3, 4
 # Client -> monitor:
 STDIN, STDIN_CLOSE, RESIZE = 0, 1, 2
-HEADER = struct.Struct(">BI")
+HEADER = _struct.Struct(">BI")
+STATE = "state"
+SPEC = "monitor.spec"
+
+# JSON string escapes for log lines, without the json module (it imports re).
+_ESC = {i: f"\\u{i:04x}" for i in range(32)}
+_ESC.update({ord('"'): '\\"', ord("\\"): "\\\\", 10: "\\n", 13: "\\r", 9: "\\t"})
+
+
+def jstr(text: str) -> str:
+    return '"' + text.translate(_ESC) + '"'
+
+
+def join(*parts: str) -> str:
+    return "/".join(parts)
+
+
+def exists(path: str) -> bool:
+    try:
+        posix.stat(path)
+    except OSError:
+        return False
+    return True
 
 PR_SET_CHILD_SUBREAPER = 36
 
@@ -48,14 +73,20 @@ def proc_start_time(pid: int) -> str:
     return "" if fields[0] in ("Z", "X") else fields[19]
 
 
-def write_json_atomic(path: str, data: dict) -> None:
+def write_atomic(path: str, data: dict) -> None:
     tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(data, f)
+    with open(tmp, "wb") as f:
+        f.write(marshal.dumps(data))
     os.rename(tmp, path)
 
 
+def read_marshal(path: str) -> dict:
+    with open(path, "rb") as f:
+        return dict(marshal.loads(f.read()))
+
+
 def set_subreaper() -> None:
+    """Called by the engine in the monitor's process just before execve (the flag survives exec)."""
     import ctypes
 
     libc = ctypes.CDLL(None, use_errno=True)
@@ -99,7 +130,7 @@ class LogWriter:
         for i, line in enumerate(lines):
             nl = "" if (last_partial and i == len(lines) - 1) else "\n"
             text = line.decode("utf-8", "replace") + nl
-            out.append(json.dumps({"log": text, "stream": stream, "time": ts}) + "\n")
+            out.append(f'{{"log":{jstr(text)},"stream":"{stream}","time":"{ts}"}}\n')
         blob = "".join(out).encode()
         if self.max_size > 0 and self.size + len(blob) > self.max_size and self.size > 0:
             self.rotate()
@@ -113,7 +144,7 @@ class LogWriter:
         else:
             for i in range(self.max_files - 1, 0, -1):
                 src = self.path if i == 1 else f"{self.path}.{i - 1}"
-                if os.path.exists(src):
+                if exists(src):
                     os.rename(src, f"{self.path}.{i}")
         self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
         self.size = 0
@@ -122,27 +153,25 @@ class LogWriter:
 class Monitor:
     def __init__(self, cdir: str, sync_fd: int, client_fd: int) -> None:
         self.cdir = cdir
-        with open(os.path.join(cdir, "monitor.json")) as f:
-            self.spec = json.load(f)
+        self.spec = read_marshal(join(cdir, SPEC))
         self.id: str = self.spec["id"]
         self.sync_fd = sync_fd
-        self.state_path = os.path.join(cdir, "state.json")
+        self.state_path = join(cdir, STATE)
         try:
-            with open(self.state_path) as f:
-                self.state = json.load(f)
-        except (OSError, ValueError):
+            self.state = read_marshal(self.state_path)
+        except (OSError, ValueError, EOFError):
             self.state = {}
         self.state.update(monitor_pid=os.getpid(), monitor_start=proc_start_time(os.getpid()),
                           error="", pid=0)
         self.logs = LogWriter(self.spec["log_path"], self.spec.get("log_max_size", 0),
                               self.spec.get("log_max_files", 1))
-        self.clients: dict[int, socket.socket] = {}
+        self.clients: dict[int, _socket.socket] = {}
         self.client_buf: dict[int, bytes] = {}
         if client_fd >= 0:
-            c = socket.socket(fileno=client_fd)
+            c = _socket.socket(fileno=client_fd)
             self.clients[c.fileno()] = c
             self.client_buf[c.fileno()] = b""
-        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
         dfd = os.open(cdir, os.O_RDONLY | os.O_DIRECTORY)
         self.dfd = dfd
         sock_path = f"/proc/self/fd/{dfd}/attach.sock"
@@ -167,12 +196,12 @@ class Monitor:
     # --- state -------------------------------------------------------------------------------
     def save(self, **changes: object) -> None:
         self.state.update(changes)
-        write_json_atomic(self.state_path, self.state)
+        write_atomic(self.state_path, self.state)
 
     def report(self, msg: dict) -> None:
         if self.sync_fd >= 0:
             try:
-                os.write(self.sync_fd, (json.dumps(msg) + "\n").encode())
+                os.write(self.sync_fd, marshal.dumps(msg))
             except OSError:
                 pass
             os.close(self.sync_fd)
@@ -181,7 +210,7 @@ class Monitor:
     # --- runtime -----------------------------------------------------------------------------
     def runtime_argv(self, *args: str) -> list[str]:
         s = self.spec
-        return [s["runtime"], "--root", s["runtime_root"], "--log", os.path.join(self.cdir, "runtime.log"),
+        return [s["runtime"], "--root", s["runtime_root"], "--log", join(self.cdir, "runtime.log"),
                 "--log-format", "json", *s.get("runtime_args", []), *args]
 
     def spawn(self, argv: list[str], stdio: tuple[int, int, int]) -> int:
@@ -214,33 +243,35 @@ class Monitor:
 
     def runtime_error(self) -> str:
         try:
-            with open(os.path.join(self.cdir, "runtime.log"), errors="replace") as f:
+            with open(join(self.cdir, "runtime.log"), errors="replace") as f:
                 lines = f.read().splitlines()
         except OSError:
             return ""
         for line in reversed(lines):
-            try:
-                entry = json.loads(line)
-            except ValueError:
-                continue
-            if entry.get("level") in ("error", "fatal"):
-                return str(entry.get("msg", ""))
+            if '"level":"error"' in line.replace(" ", "") or '"level":"fatal"' in line.replace(" ", ""):
+                # The json module is not loaded in the monitor; pay for it only on this error path.
+                import json
+
+                try:
+                    return str(json.loads(line).get("msg", ""))
+                except ValueError:
+                    return line
         return ""
 
     # --- container start ---------------------------------------------------------------------
     def create_and_start(self) -> tuple[bool, str, int]:
         s = self.spec
-        pid_file = os.path.join(self.cdir, "container.pid")
+        pid_file = join(self.cdir, "container.pid")
         try:
             os.unlink(pid_file)
         except FileNotFoundError:
             pass
         try:
-            os.truncate(os.path.join(self.cdir, "runtime.log"), 0)
+            os.truncate(join(self.cdir, "runtime.log"), 0)
         except OSError:
             pass
         # A stale runtime state from an earlier run (monitor killed, reboot) would block create.
-        if os.path.exists(os.path.join(s["runtime_root"], self.id)):
+        if exists(join(s["runtime_root"], self.id)):
             self.run_runtime("delete", "--force", self.id)
         null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
         close_after: list[int] = [null]
@@ -252,7 +283,7 @@ class Monitor:
                 os.unlink(console_path)
             except FileNotFoundError:
                 pass
-            console = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            console = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
             console.bind(console_path)
             console.listen(1)
             args += ["--console-socket", console_path]
@@ -279,10 +310,13 @@ class Monitor:
             # The runtime connects once it has made the pty and sends the master over SCM_RIGHTS.
             console.settimeout(30)
             try:
-                conn, _ = console.accept()
-                with conn:
-                    _, fds, _, _ = socket.recv_fds(conn, 4096, 1)
-                self.master_fd = fds[0]
+                cfd, _ = console._accept()  # type: ignore[attr-defined]
+                conn = _socket.socket(fileno=cfd)
+                try:
+                    _, ancdata, _, _ = conn.recvmsg(4096, _socket.CMSG_SPACE(4))
+                finally:
+                    conn.close()
+                self.master_fd = int.from_bytes(ancdata[0][2][:4], sys.byteorder)
                 self.stdin_fd = self.master_fd if s.get("open_stdin") else -1
             except OSError:
                 pass
@@ -387,9 +421,9 @@ class Monitor:
             import fcntl
             import termios
 
-            rows, cols = struct.unpack(">HH", payload)
+            rows, cols = _struct.unpack(">HH", payload)
             try:
-                fcntl.ioctl(self.master_fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+                fcntl.ioctl(self.master_fd, termios.TIOCSWINSZ, _struct.pack("HHHH", rows, cols, 0, 0))
             except OSError:
                 pass
 
@@ -401,7 +435,7 @@ class Monitor:
             argv = ["/bin/sh", "-c", " ".join(test[1:])]
         else:
             argv = test[1:]
-        out_path = os.path.join(self.cdir, "health.out")
+        out_path = join(self.cdir, "health.out")
         out = os.open(out_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         null = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
         try:
@@ -417,7 +451,7 @@ class Monitor:
         self.health_proc = None
         h = self.spec["health"]
         try:
-            with open(os.path.join(self.cdir, "health.out"), "rb") as f:
+            with open(join(self.cdir, "health.out"), "rb") as f:
                 output = f.read(4096).decode(errors="replace")
         except OSError:
             output = ""
@@ -499,7 +533,7 @@ class Monitor:
                 timeout = max(0, int((deadline - time.monotonic()) * 1000) + 1)
                 if time.monotonic() >= deadline:
                     try:
-                        os.kill(self.health_proc[0], signal.SIGKILL)
+                        os.kill(self.health_proc[0], 9)
                     except ProcessLookupError:
                         pass
                     pid = self.health_proc[0]
@@ -538,7 +572,7 @@ class Monitor:
         self.logs.flush()
         if self.health_proc is not None:
             try:
-                os.kill(self.health_proc[0], signal.SIGKILL)
+                os.kill(self.health_proc[0], 9)
                 os.waitpid(self.health_proc[0], 0)
             except OSError:
                 pass
@@ -577,16 +611,17 @@ class Monitor:
 
     def accept(self) -> None:
         try:
-            c, _ = self.listener.accept()
+            cfd, _ = self.listener._accept()  # type: ignore[attr-defined]
         except OSError:
             return
+        c = _socket.socket(fileno=cfd)
         c.settimeout(10)
         self.clients[c.fileno()] = c
         self.client_buf[c.fileno()] = b""
         self.poll.register(c.fileno(), select.POLLIN)
 
     def should_restart(self, code: int) -> bool:
-        if os.path.exists(os.path.join(self.cdir, "stopping")):
+        if exists(join(self.cdir, "stopping")):
             return False
         policy = self.spec.get("restart") or {}
         name = policy.get("name", "no")
@@ -598,11 +633,10 @@ class Monitor:
         return False
 
     def main(self) -> int:
-        signal.signal(signal.SIGCHLD, lambda *_: None)
-        signal.set_wakeup_fd(self.sigw)
-        signal.signal(signal.SIGHUP, signal.SIG_IGN)
-        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        _signal.signal(_signal.SIGCHLD, lambda *_: None)
+        _signal.set_wakeup_fd(self.sigw)
+        for sig in (_signal.SIGHUP, _signal.SIGPIPE, _signal.SIGINT):
+            _signal.signal(sig, _signal.SIG_IGN)
         self.poll.register(self.sigr, select.POLLIN)
         self.poll.register(self.listener.fileno(), select.POLLIN)
         for fd in self.clients:
@@ -626,9 +660,9 @@ class Monitor:
                     elif fd == self.sigr:
                         os.read(self.sigr, 512)
                         self.reap()
-                if os.path.exists(os.path.join(self.cdir, "stopping")):
+                if exists(join(self.cdir, "stopping")):
                     break
-            if os.path.exists(os.path.join(self.cdir, "stopping")):
+            if exists(join(self.cdir, "stopping")):
                 self.save(status="exited")
                 break
         self.save(monitor_pid=0)
@@ -644,7 +678,7 @@ class Monitor:
 
     def autoremove(self) -> None:
         # Removal needs the database and the snapshotter: a full hako process, paid only once at the end.
-        env = dict(os.environ)
+        env = os.environ
         argv = [self.spec["python"], "-m", "hako.cli.main", "--root", self.spec["root"], "rm", "-f", "-v",
                 "--from-monitor", self.id]
         try:
@@ -664,16 +698,16 @@ def exit_code_for(msg: str) -> int:
     return 125
 
 
-def main(argv: list[str]) -> int:
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv if argv is None else argv
     cdir = argv[1]
     sync_fd = int(argv[2]) if len(argv) > 2 else -1
     client_fd = int(argv[3]) if len(argv) > 3 else -1
-    set_subreaper()
     try:
         mon = Monitor(cdir, sync_fd, client_fd)
     except BaseException as exc:
         if sync_fd >= 0:
-            os.write(sync_fd, (json.dumps({"ok": False, "error": f"monitor: {exc}", "code": 125}) + "\n").encode())
+            os.write(sync_fd, marshal.dumps({"ok": False, "error": f"monitor: {exc}", "code": 125}))
         raise
     try:
         return mon.main()
@@ -687,4 +721,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    sys.exit(main())
