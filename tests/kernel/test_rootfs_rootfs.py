@@ -111,6 +111,7 @@ def run_container(
     bundle: Path | None = None,
     before_pivot: Callable[[], None] | None = None,
     host_setup: Callable[[], None] | None = None,
+    id_map: str = "0 0 4294967295",
 ) -> Any:
     """Prepare ``rootfs`` per ``spec`` in fresh namespaces and return ``probe()``'s result."""
     before = _mountinfo(rootfs)
@@ -131,6 +132,11 @@ def run_container(
                 _unshare(CLONE_NEWUSER)
                 os.write(w, b"U")
                 os.read(sync_r, 1)
+                # Become the namespace's root (as the runtime's init does): with a shifted
+                # mapping our host uid 0 is unmapped in there and could create nothing.
+                os.setgroups([])
+                os.setresgid(0, 0, 0)
+                os.setresuid(0, 0, 0)
             _unshare(flags)
             inner = os.fork() if flags & CLONE_NEWPID else 0
             if inner:
@@ -161,8 +167,8 @@ def run_container(
     try:
         if userns:
             assert os.read(r, 1) == b"U"
-            Path(f"/proc/{pid}/uid_map").write_text("0 0 4294967295\n")
-            Path(f"/proc/{pid}/gid_map").write_text("0 0 4294967295\n")
+            Path(f"/proc/{pid}/uid_map").write_text(id_map + "\n")
+            Path(f"/proc/{pid}/gid_map").write_text(id_map + "\n")
             os.write(sync_w, b"G")
         data = _read_all(r)
     finally:
@@ -546,3 +552,35 @@ def test_user_namespace_remount_keeps_locked_flags(rootfs: Path, tmp_path: Path)
     out = run_container(spec, rootfs, probe, flags=flags, userns=True, host_setup=host_setup)
     assert {"ro", "nosuid", "nodev", "noatime"} <= set(out["opts"])
     assert out["write"] == errno.EROFS
+
+
+def test_shifted_user_namespace_full_config(rootfs: Path) -> None:
+    # A rootless-style mapping (container root = host 100000): the rootfs's host-root files
+    # show up as nobody, yet every mount, device bind, masked and read-only path works.
+    mounts = [
+        *DEFAULT_MOUNTS,
+        Mount("/sys/fs/cgroup", "cgroup", "cgroup", ["ro", "nosuid", "nodev", "noexec"]),
+    ]
+    spec = make_spec(
+        mounts,
+        readonly=True,
+        namespaces=["user", *NAMESPACES],
+        masked_paths=MASKED,
+        readonly_paths=READONLY,
+        sysctl={"net.ipv4.ip_forward": "1"},
+    )
+
+    def probe() -> dict[str, Any]:
+        return {
+            "mounts": mounts_by_point(),
+            "uid": os.getuid(),
+            "root_write": try_write("/x"),
+            "fwd": Path("/proc/sys/net/ipv4/ip_forward").read_text().strip(),
+        }
+
+    out = run_container(spec, rootfs, probe, userns=True, id_map="0 100000 65536")
+    mnt = out["mounts"]
+    assert out["uid"] == 0 and out["root_write"] == errno.EROFS and out["fwd"] == "1"
+    assert mnt["/dev/null"]["fstype"] == "devtmpfs"  # bound from the host: no mknod in a userns
+    assert mnt["/sys/fs/cgroup/cpu"]["opts"].startswith("ro")
+    assert mnt["/proc/sys"]["opts"].startswith("ro")
