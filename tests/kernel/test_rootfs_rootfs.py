@@ -11,9 +11,11 @@ import ctypes
 import errno
 import os
 import pickle
+import shutil
 import stat
 import subprocess
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -554,9 +556,24 @@ def test_user_namespace_remount_keeps_locked_flags(rootfs: Path, tmp_path: Path)
     assert out["write"] == errno.EROFS
 
 
-def test_shifted_user_namespace_full_config(rootfs: Path) -> None:
+@pytest.fixture
+def open_rootfs(busybox_rootfs: Path) -> Iterator[Path]:
+    """A rootfs whose parents host uid 100000 may traverse (pytest's tmp dirs are 0700)."""
+    top = Path(tempfile.mkdtemp(prefix="hako-rootfs-test-"))
+    try:
+        top.chmod(0o755)
+        (top / "bundle").mkdir(mode=0o755)
+        dest = top / "bundle" / "rootfs"
+        subprocess.run(["cp", "-a", str(busybox_rootfs), str(dest)], check=True)
+        yield dest
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
+
+
+def test_shifted_user_namespace_full_config(open_rootfs: Path) -> None:
     # A rootless-style mapping (container root = host 100000): the rootfs's host-root files
     # show up as nobody, yet every mount, device bind, masked and read-only path works.
+    rootfs = open_rootfs
     mounts = [
         *DEFAULT_MOUNTS,
         Mount("/sys/fs/cgroup", "cgroup", "cgroup", ["ro", "nosuid", "nodev", "noexec"]),
