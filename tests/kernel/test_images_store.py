@@ -135,3 +135,16 @@ def test_inspect_is_docker_shaped(image_store: ImageStore, rootfs_tar: Path) -> 
     assert d["RootFS"] == {"Type": "layers", "Layers": img.layers}
     assert d["Os"] == "linux" and d["Size"] == img.size and "Env" in d["Config"]
     json.dumps(d)
+
+
+def test_python_api(tmp_path: Path, rootfs_tar: Path) -> None:
+    import hako.images
+
+    root = tmp_path / "api-root"
+    img = hako.images.import_tarball(rootfs_tar, "api:1", root=root)
+    assert hako.images.get("api:1", root=root).id == img.id
+    hako.images.tag("api:1", "api:2", root=root)
+    assert [i.id for i in hako.images.list_images(root=root)] == [img.id]
+    assert hako.images.inspect("api:2", root=root)["RepoTags"] == ["api:1", "api:2"]
+    hako.images.remove("api:1", root=root)
+    assert hako.images.remove("api:2", root=root)[-1] == f"Deleted: {img.id}"

@@ -70,7 +70,7 @@ def _ago(created: str) -> str:
 
 
 def cmd_images(args: argparse.Namespace) -> int:
-    from hako.images.inspect import familiar
+    from hako.images.inspection import familiar
     from hako.images.progress import human
 
     with _store(args) as s:
@@ -200,7 +200,7 @@ def cmd_load(args: argparse.Namespace) -> int:
     with _store(args) as s:
         images = s.load(Path(args.input))
         for img in images:
-            from hako.images.inspect import familiar
+            from hako.images.inspection import familiar
 
             names = ", ".join(familiar(t) for t in img.repo_tags) or img.id
             print(f"Loaded image: {names}")

@@ -253,7 +253,7 @@ def load(store: ImageStore, path: Path, quiet: bool = True) -> list[str]:
 def _load_image(store: ImageStore, ar: _Archive, mdata: bytes, mdigest: str, m: Manifest,
                 tags: list[str], digests: dict[str, str], blob_name: Any) -> str:
     from hako.images import progress as progmod
-    from hako.images.pull import LayerJob, Resolved, plan, record, rollback, run_jobs
+    from hako.images.puller import LayerJob, Resolved, plan, record, rollback, run_jobs
 
     new_layers: list[str] = []
     new_blobs: list[str] = []

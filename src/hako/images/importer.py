@@ -38,7 +38,7 @@ def now_rfc3339() -> str:
 
 def import_tarball(store: ImageStore, path: Path, ref: str | None, *, message: str = "",
                    changes: dict[str, Any] | None = None) -> str:
-    from hako.images.pull import Resolved, record, rollback, unpack_layer
+    from hako.images.puller import Resolved, record, rollback, unpack_layer
     from hako.images.reference import parse
 
     if not path.is_file():

@@ -146,7 +146,7 @@ class ImageStore:
     # -- changes -----------------------------------------------------------------------
     def pull(self, ref: str, *, platform: str | None = None, tls_verify: bool | None = None,
              quiet: bool = False) -> Image:
-        from hako.images.pull import pull
+        from hako.images.puller import pull
 
         with self.lock():
             image_id = pull(self, ref, platform=platform, tls_verify=tls_verify, quiet=quiet)
@@ -209,7 +209,7 @@ class ImageStore:
 
     def push(self, ref_or_id: str, dest: str | None = None, *, tls_verify: bool | None = None,
              quiet: bool = False) -> str:
-        from hako.images.push import push
+        from hako.images.pusher import push
 
         return push(self, ref_or_id, dest, tls_verify=tls_verify, quiet=quiet)
 
@@ -241,7 +241,7 @@ class ImageStore:
         unmount(self, self.get(ref_or_id))
 
     def inspect(self, ref_or_id: str) -> dict[str, Any]:
-        from hako.images.inspect import docker_inspect
+        from hako.images.inspection import docker_inspect
 
         return docker_inspect(self, self.get(ref_or_id))
 
