@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from hako.errors import ConfigError, KernelError
-from hako.runtime.rootfs import finalize_rootfs, prepare_rootfs
+from hako.runtime.rootfs import finalize_rootfs, prepare_rootfs, validate_mounts
 from hako.spec.runtime import Device, Linux, Mount, Namespace, Root, Spec
 
 CLONE_NEWNS = 0x00020000
@@ -601,3 +601,19 @@ def test_shifted_user_namespace_full_config(open_rootfs: Path) -> None:
     assert mnt["/dev/null"]["fstype"] == "devtmpfs"  # bound from the host: no mknod in a userns
     assert mnt["/sys/fs/cgroup/cpu"]["opts"].startswith("ro")
     assert mnt["/proc/sys"]["opts"].startswith("ro")
+
+
+def test_remount_entry_changes_an_earlier_mount(rootfs: Path) -> None:
+    mounts = [
+        Mount("/proc", "proc", "proc"),
+        Mount("/scratch", "tmpfs", "tmpfs", ["size=1m"]),
+        Mount("/scratch", "", "", ["remount", "bind", "ro", "nodev"]),
+    ]
+    spec = make_spec(mounts)
+    validate_mounts(spec)
+
+    def probe() -> dict[str, Any]:
+        return {"opts": mounts_by_point()["/scratch"]["opts"].split(","), "write": try_write("/scratch/x")}
+
+    out = run_container(spec, rootfs, probe)
+    assert {"ro", "nodev"} <= set(out["opts"]) and out["write"] == errno.EROFS

@@ -108,9 +108,10 @@ def validate_mounts(spec: Spec) -> None:
         if opts.idmap or opts.ridmap or mnt.uid_mappings or mnt.gid_mappings:
             raise ConfigError(f"{where}.options", "idmapped mounts are not supported by hako")
         bind = opts.bind or mnt.type == "bind"
-        if bind and not mnt.source:
+        remount = bool(opts.flags & m.MS_REMOUNT)
+        if bind and not mnt.source and not remount:
             raise ConfigError(f"{where}.source", "a bind mount needs a source")
-        if not bind and not mnt.type and not opts.flags & m.MS_REMOUNT:
+        if not bind and not mnt.type and not remount:
             raise ConfigError(f"{where}.type", "missing filesystem type (or a bind option)")
         if opts.tmpcopyup and mnt.type != "tmpfs":
             raise ConfigError(f"{where}.options", "tmpcopyup only applies to tmpfs")
