@@ -191,3 +191,35 @@ def test_push_round_trip(image_store: ImageStore, test_images: ImageSet, tmp_pat
     assert got.id == imp.id
     assert (third.layer_dirs(got)[0] / "f").read_bytes() == b"imported"
     third.close()
+
+
+def test_token_auth(image_store: ImageStore, token_registry: tuple, monkeypatch: pytest.MonkeyPatch,
+                    tmp_path: Path) -> None:
+    from hako.images import auth
+
+    reg, tokens = token_registry
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("REGISTRY_AUTH_FILE", raising=False)
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+    ref = f"{reg.host}/hako-test/tokened:latest"
+    # Anonymous: the token server grants nothing, the registry keeps saying 401.
+    with pytest.raises(RegistryError, match="authentication required"):
+        image_store.pull(ref, quiet=True)
+    auth.store(image_store.root, reg.host, auth.Credentials(USER, PASSWORD))
+    src = image_store.import_tarball(_tar(tmp_path, b"token"), "local:1")
+    assert image_store.push("local:1", ref, quiet=True) == src.manifest_digest
+    assert any(r["scope"] == "repository:hako-test/tokened:pull,push" and r["user"] == USER
+               for r in tokens.requests)
+    other = ImageStore(tmp_path / "other")  # credentials are per store root
+    with pytest.raises(RegistryError, match="authentication required"):
+        other.pull(ref, quiet=True)
+    auth.store(other.root, reg.host, auth.Credentials(USER, PASSWORD))
+    got = other.pull(ref, quiet=True)
+    assert got.id == src.id
+    other.close()
+
+
+def _tar(tmp_path: Path, data: bytes) -> Path:
+    p = tmp_path / "one.tar"
+    p.write_bytes(ti.tar_entries([ti.Entry("t.txt", data=data)]))
+    return p

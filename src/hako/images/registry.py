@@ -190,17 +190,14 @@ class RegistryClient:
                 h["Authorization"] = authz
             req = client.build_request(method, url, headers=h, **kw)
             r = self._retry(lambda req=req: client.send(req, stream=stream))  # type: ignore[misc]
-            if r.status_code == 401 and attempt == 0:
+            if r.status_code == 401:
                 r.close()
                 ch = self._parse_401(r)
                 with self._lock:
                     self._auth_header.pop(scope, None)
-                if ch is None:
+                if attempt == 1 or ch is None or (ch.scheme == "basic" and self.credentials is None):
                     break
-                # A challenge naming a scope (e.g. pull,push) tells us what the token must carry.
                 self._challenge = ch
-                if ch.scheme == "basic" and self.credentials is None:
-                    break
                 continue
             return r
         raise RegistryError(f"registry {self.host}: authentication required for {url} "

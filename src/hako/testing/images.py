@@ -54,8 +54,14 @@ class Entry:
     minor: int = 0
 
 
-_TYPES = {"file": tarfile.REGTYPE, "dir": tarfile.DIRTYPE, "symlink": tarfile.SYMTYPE,
-          "hardlink": tarfile.LNKTYPE, "fifo": tarfile.FIFOTYPE, "char": tarfile.CHRTYPE}
+_TYPES = {
+    "file": tarfile.REGTYPE,
+    "dir": tarfile.DIRTYPE,
+    "symlink": tarfile.SYMTYPE,
+    "hardlink": tarfile.LNKTYPE,
+    "fifo": tarfile.FIFOTYPE,
+    "char": tarfile.CHRTYPE,
+}
 
 
 def tar_entries(entries: list[Entry]) -> bytes:
@@ -91,7 +97,9 @@ def tar_dir(root: Path) -> bytes:
             st = p.lstat()
             mode = st.st_mode & 0o7777
             if p.is_symlink():
-                entries.append(Entry(arc, "symlink", link=os.readlink(p), mode=0o777, uid=st.st_uid, gid=st.st_gid))
+                entries.append(
+                    Entry(arc, "symlink", link=os.readlink(p), mode=0o777, uid=st.st_uid, gid=st.st_gid)
+                )
             elif p.is_dir():
                 entries.append(Entry(arc, "dir", mode=mode, uid=st.st_uid, gid=st.st_gid))
             elif p.is_file():
@@ -147,9 +155,17 @@ class Built:
         return sha256(json.dumps(self.config, separators=(",", ":"), sort_keys=True).encode())
 
 
-def build_image(layers: list[bytes], *, compression: str = "gzip", flavor: str = "oci",
-                architecture: str = "amd64", os_: str = "linux", variant: str = "",
-                config: dict[str, Any] | None = None, layer_compressions: list[str] | None = None) -> Built:
+def build_image(
+    layers: list[bytes],
+    *,
+    compression: str = "gzip",
+    flavor: str = "oci",
+    architecture: str = "amd64",
+    os_: str = "linux",
+    variant: str = "",
+    config: dict[str, Any] | None = None,
+    layer_compressions: list[str] | None = None,
+) -> Built:
     """``layers``: uncompressed tars, bottom first. ``flavor``: "oci" or "docker" media types."""
     blobs: dict[str, bytes] = {}
     descs = []
@@ -162,10 +178,14 @@ def build_image(layers: list[bytes], *, compression: str = "gzip", flavor: str =
         descs.append({"mediaType": LAYER_TYPES[(flavor, kind)], "digest": d, "size": len(blob)})
         diff_ids.append(sha256(tar))
     cfg: dict[str, Any] = {
-        "created": "2024-01-01T00:00:00Z", "architecture": architecture, "os": os_,
+        "created": "2024-01-01T00:00:00Z",
+        "architecture": architecture,
+        "os": os_,
         "config": {"Env": [PATH_ENV], "Cmd": ["sh"], "WorkingDir": "/"},
         "rootfs": {"type": "layers", "diff_ids": diff_ids},
-        "history": [{"created": "2024-01-01T00:00:00Z", "created_by": f"layer {i}"} for i in range(len(layers))],
+        "history": [
+            {"created": "2024-01-01T00:00:00Z", "created_by": f"layer {i}"} for i in range(len(layers))
+        ],
     }
     if variant:
         cfg["variant"] = variant
@@ -174,10 +194,16 @@ def build_image(layers: list[bytes], *, compression: str = "gzip", flavor: str =
     cdata = json.dumps(cfg, separators=(",", ":"), sort_keys=True).encode()
     blobs[sha256(cdata)] = cdata
     mtype = OCI_MANIFEST if flavor == "oci" else DOCKER_MANIFEST
-    manifest = {"schemaVersion": 2, "mediaType": mtype,
-                "config": {"mediaType": OCI_CONFIG if flavor == "oci" else DOCKER_CONFIG,
-                           "digest": sha256(cdata), "size": len(cdata)},
-                "layers": descs}
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": mtype,
+        "config": {
+            "mediaType": OCI_CONFIG if flavor == "oci" else DOCKER_CONFIG,
+            "digest": sha256(cdata),
+            "size": len(cdata),
+        },
+        "layers": descs,
+    }
     return Built(mtype, json.dumps(manifest, indent=3).encode(), blobs, config=cfg, diff_ids=diff_ids)
 
 
@@ -186,10 +212,19 @@ def attestation_manifest(subject: Built) -> Built:
     stmt = json.dumps({"_type": "https://in-toto.io/Statement/v0.1", "subject": []}).encode()
     cfg = b'{"architecture":"unknown","os":"unknown","rootfs":{"type":"layers","diff_ids":[]}}'
     blobs = {sha256(stmt): stmt, sha256(cfg): cfg}
-    manifest = {"schemaVersion": 2, "mediaType": OCI_MANIFEST,
-                "config": {"mediaType": OCI_CONFIG, "digest": sha256(cfg), "size": len(cfg)},
-                "layers": [{"mediaType": "application/vnd.in-toto+json", "digest": sha256(stmt), "size": len(stmt),
-                            "annotations": {"in-toto.io/predicate-type": "https://slsa.dev/provenance/v0.2"}}]}
+    manifest = {
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": OCI_CONFIG, "digest": sha256(cfg), "size": len(cfg)},
+        "layers": [
+            {
+                "mediaType": "application/vnd.in-toto+json",
+                "digest": sha256(stmt),
+                "size": len(stmt),
+                "annotations": {"in-toto.io/predicate-type": "https://slsa.dev/provenance/v0.2"},
+            }
+        ],
+    }
     return Built(OCI_MANIFEST, json.dumps(manifest).encode(), blobs)
 
 
@@ -200,15 +235,24 @@ def build_index(images: list[Built], *, attest: bool = True, flavor: str = "oci"
         p = {"architecture": img.config["architecture"], "os": img.config["os"]}
         if img.config.get("variant"):
             p["variant"] = img.config["variant"]
-        entries.append({"mediaType": img.media_type, "digest": img.digest, "size": len(img.manifest),
-                        "platform": p})
+        entries.append(
+            {"mediaType": img.media_type, "digest": img.digest, "size": len(img.manifest), "platform": p}
+        )
     if attest and images:
         a = attestation_manifest(images[0])
         children.append(a)
-        entries.append({"mediaType": OCI_MANIFEST, "digest": a.digest, "size": len(a.manifest),
-                        "platform": {"architecture": "unknown", "os": "unknown"},
-                        "annotations": {"vnd.docker.reference.type": "attestation-manifest",
-                                        "vnd.docker.reference.digest": images[0].digest}})
+        entries.append(
+            {
+                "mediaType": OCI_MANIFEST,
+                "digest": a.digest,
+                "size": len(a.manifest),
+                "platform": {"architecture": "unknown", "os": "unknown"},
+                "annotations": {
+                    "vnd.docker.reference.type": "attestation-manifest",
+                    "vnd.docker.reference.digest": images[0].digest,
+                },
+            }
+        )
     mtype = OCI_INDEX if flavor == "oci" else DOCKER_LIST
     index = {"schemaVersion": 2, "mediaType": mtype, "manifests": entries}
     return Built(mtype, json.dumps(index, indent=3).encode(), {}, children)
@@ -229,9 +273,18 @@ def write_layout(dest: Path, b: Built, tag: str = "latest") -> Path:
     for d, data in {**all_blobs(b), b.digest: b.manifest}.items():
         (blobdir / d[7:]).write_bytes(data)
     (dest / "oci-layout").write_text('{"imageLayoutVersion":"1.0.0"}')
-    index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
-        {"mediaType": b.media_type, "digest": b.digest, "size": len(b.manifest),
-         "annotations": {"org.opencontainers.image.ref.name": tag}}]}
+    index = {
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": [
+            {
+                "mediaType": b.media_type,
+                "digest": b.digest,
+                "size": len(b.manifest),
+                "annotations": {"org.opencontainers.image.ref.name": tag},
+            }
+        ],
+    }
     (dest / "index.json").write_text(json.dumps(index))
     return dest
 
@@ -248,8 +301,7 @@ def push(registry: str, repo: str, tag: str, b: Built, auth: tuple[str, str] | N
             r.raise_for_status()
             # httpx's params= would replace the query; Location carries a signed _state in it.
             loc = httpx.URL(str(r.url.join(r.headers["Location"]))).copy_merge_params({"digest": d})
-            r = c.put(loc, content=data,
-                      headers={"Content-Type": "application/octet-stream"})
+            r = c.put(loc, content=data, headers={"Content-Type": "application/octet-stream"})
             r.raise_for_status()
         for child in b.children:
             push(registry, repo, child.digest, child, auth)
@@ -261,46 +313,70 @@ def push(registry: str, repo: str, tag: str, b: Built, auth: tuple[str, str] | N
 def layered_layers() -> list[bytes]:
     """Three layers above busybox exercising whiteouts, opaque dirs, hardlinks, setuid, owners, xattrs."""
     E = Entry
-    l1 = tar_entries([
-        E("opt", "dir"), E("opt/app", "dir"), E("opt/app/config.txt", data=b"version=1\n"),
-        E("opt/app/data", "dir"), E("opt/app/data/a", data=b"a"), E("opt/app/data/sub", "dir"),
-        E("opt/app/data/sub/c", data=b"c"),
-        E("opt/remove-me.txt", data=b"bye"), E("opt/replace-dir", "dir"),
-        E("opt/replace-dir/old1", data=b"1"), E("opt/replace-dir/sub", "dir"),
-        E("opt/replace-dir/sub/old3", data=b"3"),
-        E("opt/dir-to-file", "dir"), E("opt/dir-to-file/child.txt", data=b"child"),
-        E("opt/file-to-dir", data=b"file"), E("opt/recreated.txt", data=b"old"),
-        E("etc/motd", data=b"hello\n"),
-    ])
-    l2 = tar_entries([
-        E("opt", "dir"), E("opt/.wh.remove-me.txt"), E("opt/.wh.never-existed"),
-        E("opt/app", "dir"), E("opt/app/config.txt", data=b"version=2\n"),
-        E("opt/app/data", "dir"), E("opt/app/data/.wh.sub"),
-        E("usr/bin", "dir"), E("usr/bin/.wh.wget"),
-        E("opt/replace-dir", "dir"), E("opt/replace-dir/new.txt", data=b"new"),
-        E("opt/replace-dir/.wh..wh..opq"),
-        E("opt/.wh.recreated.txt"), E("opt/recreated.txt", data=b"new"),
-        E("opt/dir-to-file", data=b"now a file"),
-        E("opt/file-to-dir", "dir"), E("opt/file-to-dir/inside.txt", data=b"inside"),
-    ])
-    l3 = tar_entries([
-        E("opt/original.txt", data=b"original\n"), E("opt/hardlink.txt", "hardlink", link="opt/original.txt"),
-        E("opt/rel-link", "symlink", link="original.txt"), E("opt/dangling", "symlink", link="/nonexistent"),
-        E("opt/setuid-bin", data=b"#!/bin/sh\n", mode=0o4755),
-        E("opt/setgid-dir", "dir", mode=0o2775),
-        E("opt/owned-by-1000.txt", data=b"mine\n", mode=0o640, uid=1000, gid=1000),
-        E("home/user", "dir", mode=0o750, uid=1000, gid=1000),
-        E("opt/xattr.txt", data=b"x", xattrs={"user.hako": "test-value"}),
-        E("opt/empty", data=b""),
-        E("opt/deep/no/parent/entry.txt", data=b"deep"),
-    ])
+    l1 = tar_entries(
+        [
+            E("opt", "dir"),
+            E("opt/app", "dir"),
+            E("opt/app/config.txt", data=b"version=1\n"),
+            E("opt/app/data", "dir"),
+            E("opt/app/data/a", data=b"a"),
+            E("opt/app/data/sub", "dir"),
+            E("opt/app/data/sub/c", data=b"c"),
+            E("opt/remove-me.txt", data=b"bye"),
+            E("opt/replace-dir", "dir"),
+            E("opt/replace-dir/old1", data=b"1"),
+            E("opt/replace-dir/sub", "dir"),
+            E("opt/replace-dir/sub/old3", data=b"3"),
+            E("opt/dir-to-file", "dir"),
+            E("opt/dir-to-file/child.txt", data=b"child"),
+            E("opt/file-to-dir", data=b"file"),
+            E("opt/recreated.txt", data=b"old"),
+            E("etc/motd", data=b"hello\n"),
+        ]
+    )
+    l2 = tar_entries(
+        [
+            E("opt", "dir"),
+            E("opt/.wh.remove-me.txt"),
+            E("opt/.wh.never-existed"),
+            E("opt/app", "dir"),
+            E("opt/app/config.txt", data=b"version=2\n"),
+            E("opt/app/data", "dir"),
+            E("opt/app/data/.wh.sub"),
+            E("usr/bin", "dir"),
+            E("usr/bin/.wh.wget"),
+            E("opt/replace-dir", "dir"),
+            E("opt/replace-dir/new.txt", data=b"new"),
+            E("opt/replace-dir/.wh..wh..opq"),
+            E("opt/.wh.recreated.txt"),
+            E("opt/recreated.txt", data=b"new"),
+            E("opt/dir-to-file", data=b"now a file"),
+            E("opt/file-to-dir", "dir"),
+            E("opt/file-to-dir/inside.txt", data=b"inside"),
+        ]
+    )
+    l3 = tar_entries(
+        [
+            E("opt/original.txt", data=b"original\n"),
+            E("opt/hardlink.txt", "hardlink", link="opt/original.txt"),
+            E("opt/rel-link", "symlink", link="original.txt"),
+            E("opt/dangling", "symlink", link="/nonexistent"),
+            E("opt/setuid-bin", data=b"#!/bin/sh\n", mode=0o4755),
+            E("opt/setgid-dir", "dir", mode=0o2775),
+            E("opt/owned-by-1000.txt", data=b"mine\n", mode=0o640, uid=1000, gid=1000),
+            E("home/user", "dir", mode=0o750, uid=1000, gid=1000),
+            E("opt/xattr.txt", data=b"x", xattrs={"user.hako": "test-value"}),
+            E("opt/empty", data=b""),
+            E("opt/deep/no/parent/entry.txt", data=b"deep"),
+        ]
+    )
     return [l1, l2, l3]
 
 
 # -- a real registry (Debian's docker-registry) on 127.0.0.1 --------------------------------
 @dataclass
 class RegistryProcess:
-    host: str            # "127.0.0.1:PORT"
+    host: str  # "127.0.0.1:PORT"
     dir: Path
     pid: int
     auth: tuple[str, str] | None = None
@@ -334,8 +410,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_registry(dir: Path, *, basic_auth: tuple[str, str] | None = None,
-                   token_auth: dict[str, str] | None = None) -> RegistryProcess:
+def start_registry(
+    dir: Path, *, basic_auth: tuple[str, str] | None = None, token_auth: dict[str, str] | None = None
+) -> RegistryProcess:
     """Start docker-registry with a config written here; ``env -i`` because any REGISTRY_*
     variable would override the config. ``token_auth``: realm, service, issuer, rootcertbundle."""
     import subprocess
@@ -364,17 +441,29 @@ http:
   secret: hako-test-http-secret
 """
     if basic_auth:
-        out = subprocess.run(["htpasswd", "-Bbn", basic_auth[0], basic_auth[1]], check=True,
-                             capture_output=True, text=True).stdout
+        out = subprocess.run(
+            ["htpasswd", "-Bbn", basic_auth[0], basic_auth[1]], check=True, capture_output=True, text=True
+        ).stdout
         (dir / "htpasswd").write_text(out)
         cfg += f"auth:\n  htpasswd:\n    realm: hako-test-registry\n    path: {dir}/htpasswd\n"
     if token_auth:
         cfg += "auth:\n  token:\n" + "".join(f"    {k}: {v}\n" for k, v in token_auth.items())
     (dir / "config.yml").write_text(cfg)
     log = open(dir / "registry.log", "wb")
-    proc = subprocess.Popen(["env", "-i", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", f"HOME={dir}",
-                             "docker-registry", "serve", str(dir / "config.yml")],
-                            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            "env",
+            "-i",
+            "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+            f"HOME={dir}",
+            "docker-registry",
+            "serve",
+            str(dir / "config.yml"),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
     log.close()
     reg = RegistryProcess(f"127.0.0.1:{port}", dir, proc.pid, basic_auth)
     deadline = time.monotonic() + 15
