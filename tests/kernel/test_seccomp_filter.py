@@ -295,3 +295,24 @@ def test_invalid_profile_raises_config_error_before_loading() -> None:
     bad = _profile({"names": ["mkdir"], "action": "SCMP_ACT_NOPE"})
     with pytest.raises(ConfigError, match=r"linux\.seccomp\.syscalls\[0\]\.action"):
         seccomp.load(bad)
+
+
+def test_syscalls_newer_than_libseccomp_get_enosys_under_a_deny_profile() -> None:
+    newer = scmp.max_syscall_nr() + 1
+    deny = seccomp.default_profile()
+    allow = _profile(DENY_MKDIR_38)
+    kexec = _nr("kexec_load")
+    res = run_filtered(lambda: seccomp.load(deny), lambda _: [raw_syscall(newer), raw_syscall(1000), raw_syscall(kexec, 0, 0, 0, 0)])
+    # Above the table: ENOSYS (libc falls back); a known but denied syscall: the default EPERM.
+    assert res.value == [-errno.ENOSYS, -errno.ENOSYS, -errno.EPERM]
+    # An allow-by-default profile lets the kernel answer for itself (ENOSYS for 1000 too).
+    res = run_filtered(lambda: seccomp.load(allow), lambda _: raw_syscall(1000))
+    assert res.value == -errno.ENOSYS
+
+
+def test_enosys_stub_only_for_deny_by_default_profiles() -> None:
+    from hako.seccomp.filter import enosys_stub
+
+    assert enosys_stub(parse({"defaultAction": "SCMP_ACT_ALLOW"})) == b""
+    assert enosys_stub(parse({"defaultAction": "SCMP_ACT_LOG"})) == b""
+    assert len(enosys_stub(parse({"defaultAction": "SCMP_ACT_ERRNO"}))) == 6 * 8

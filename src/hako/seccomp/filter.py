@@ -6,7 +6,12 @@ Semantics follow runc so profiles written for it behave the same here:
 - several conditions on the *same* argument index cannot be ANDed by libseccomp, so such a
   rule becomes one rule per condition (OR) — this is how Docker-style profiles read;
 - libseccomp's own no_new_privs handling is switched off (SCMP_FLTATR_CTL_NNP=0): whether
-  NNP is set is the config's choice (``process.noNewPrivileges``), never a side effect.
+  NNP is set is the config's choice (``process.noNewPrivileges``), never a side effect;
+- with a deny-by-default profile, native syscalls newer than libseccomp's table fail with
+  ENOSYS (see ``enosys_stub``), so libc falls back as on an older kernel.
+
+libseccomp builds the program; hako installs it with its own seccomp(2) call (``Prepared``),
+which sets every kernel flag, including WAIT_KILLABLE_RECV that libseccomp 2.5 cannot.
 """
 
 from __future__ import annotations
@@ -181,7 +186,48 @@ def warm() -> None:
     scmp.version()
 
 
-_CACHE_FORMAT = b"hako-seccomp-bpf-1"
+# Deny-by-default profiles answer syscalls newer than libseccomp with ENOSYS, not with
+# their default action: a program (libc) probing a new syscall then falls back to the old
+# one, as it would on an older kernel, instead of failing with EPERM. runc does the same.
+_STUB_DEFAULTS = frozenset({"SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_TRAP"})
+_X32_SYSCALL_BIT = 0x40000000
+_BPF_LD_W_ABS = 0x20
+_BPF_JEQ_K = 0x15
+_BPF_JGE_K = 0x35
+_BPF_JGT_K = 0x25
+_BPF_RET_K = 0x06
+_SECCOMP_RET_ERRNO = 0x00050000
+_ENOSYS = 38
+
+
+def enosys_stub(profile: Profile) -> bytes:
+    """BPF to put before libseccomp's program: ENOSYS for native syscalls above its table."""
+    import struct
+
+    if profile.default_action not in _STUB_DEFAULTS:
+        return b""
+    highest = scmp.max_syscall_nr()
+    if highest < 0:
+        return b""
+    native = scmp.arch_native()
+
+    def insn(code: int, k: int, jt: int = 0, jf: int = 0) -> bytes:
+        return struct.pack("=HBBI", code, jt, jf, k)
+
+    # Every jump lands on the stub's own return or on the first instruction after it.
+    return b"".join(
+        [
+            insn(_BPF_LD_W_ABS, 4),  # A = seccomp_data.arch
+            insn(_BPF_JEQ_K, native, 0, 4),  # other arch: libseccomp's program decides
+            insn(_BPF_LD_W_ABS, 0),  # A = seccomp_data.nr
+            insn(_BPF_JGE_K, _X32_SYSCALL_BIT, 2, 0),  # x32 numbers: libseccomp's too
+            insn(_BPF_JGT_K, highest, 0, 1),
+            insn(_BPF_RET_K, _SECCOMP_RET_ERRNO | _ENOSYS),
+        ]
+    )
+
+
+_CACHE_FORMAT = b"hako-seccomp-bpf-2"
 
 
 def _cache_key(seccomp: dict[str, Any]) -> str:
@@ -194,10 +240,15 @@ def _cache_key(seccomp: dict[str, Any]) -> str:
     return h.hexdigest()
 
 
+def compile_program(profile: Profile, root: str = ROOT) -> bytes:
+    """The complete program ``Prepared.load`` installs: ENOSYS stub + libseccomp's filter."""
+    with build(profile, root) as filt:
+        return enosys_stub(profile) + filt.export_bpf()
+
+
 def _compile_cached(profile: Profile, seccomp: dict[str, Any], root: str, cache_dir: str | None) -> bytes:
     if cache_dir is None:
-        with build(profile, root) as filt:
-            return filt.export_bpf()
+        return compile_program(profile, root)
     path = os.path.join(cache_dir, _cache_key(seccomp) + ".bpf")
     try:
         with open(path, "rb") as f:
@@ -206,8 +257,7 @@ def _compile_cached(profile: Profile, seccomp: dict[str, Any], root: str, cache_
             return program
     except OSError:
         pass
-    with build(profile, root) as filt:
-        program = filt.export_bpf()
+    program = compile_program(profile, root)
     try:
         os.makedirs(cache_dir, mode=0o700, exist_ok=True)
         tmp = f"{path}.{os.getpid()}.tmp"
@@ -237,7 +287,10 @@ def prepare(seccomp: dict[str, Any], root: str = ROOT, cache_dir: str | None = N
 
 
 def load_with_libseccomp(profile: Profile, root: str = ROOT) -> int | None:
-    """Build and load through libseccomp's seccomp_load (a second path, kept for tests)."""
+    """Build and load through libseccomp's seccomp_load (a second path, kept for tests).
+
+    No ENOSYS stub and no WAIT_KILLABLE_RECV before libseccomp 2.6: use ``load``.
+    """
     with build(profile, root) as filt:
         filt.load()
         return filt.notify_fd() if profile.uses_notify else None

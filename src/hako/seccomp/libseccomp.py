@@ -112,6 +112,7 @@ def lib() -> ctypes.CDLL:
         "seccomp_attr_set": (ctypes.c_int, [ctx, ctypes.c_int, u32]),
         "seccomp_syscall_resolve_name": (ctypes.c_int, [ctypes.c_char_p]),
         "seccomp_syscall_resolve_name_arch": (ctypes.c_int, [u32, ctypes.c_char_p]),
+        "seccomp_syscall_resolve_num_arch": (ctypes.c_void_p, [u32, ctypes.c_int]),
         "seccomp_rule_add_array": (ctypes.c_int, [ctx, u32, ctypes.c_int, ctypes.c_uint, ctypes.POINTER(ArgCmp)]),
         "seccomp_load": (ctypes.c_int, [ctx]),
         "seccomp_notify_fd": (ctypes.c_int, [ctx]),
@@ -161,6 +162,27 @@ def syscall_resolve_name(name: str, arch: int | None = None) -> int | None:
     so = lib()
     nr = so.seccomp_syscall_resolve_name(name.encode()) if arch is None else so.seccomp_syscall_resolve_name_arch(arch, name.encode())
     return None if nr == NR_ERROR else int(nr)
+
+
+@functools.cache
+def max_syscall_nr(arch: int | None = None) -> int:
+    """The highest syscall number libseccomp has a name for on ``arch`` (native by default).
+
+    Anything above it is newer than this libseccomp, so no profile can name it.
+    """
+    so = lib()
+    token = arch_native() if arch is None else arch
+    free = ctypes.CDLL(None).free
+    free.argtypes = [ctypes.c_void_p]
+    highest = -1
+    # Syscall tables are dense below ~1000 on every architecture libseccomp supports
+    # (x32 and MIPS o32 offsets aside, which are handled through their own arch tokens).
+    for nr in range(1024):
+        name = so.seccomp_syscall_resolve_num_arch(token, nr)
+        if name:
+            free(name)
+            highest = nr
+    return highest
 
 
 class Filter:
