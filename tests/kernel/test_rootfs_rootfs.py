@@ -617,3 +617,36 @@ def test_remount_entry_changes_an_earlier_mount(rootfs: Path) -> None:
 
     out = run_container(spec, rootfs, probe)
     assert {"ro", "nodev"} <= set(out["opts"]) and out["write"] == errno.EROFS
+
+
+def test_old_kernel_fallbacks(rootfs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Without openat2 (< 5.6) and the new mount API (< 5.2) the same config must come out alike.
+    from hako.runtime import paths
+    from hako.sys import mount as m
+
+    def enosys(*_a: Any, **_k: Any) -> int:
+        raise KernelError("syscall", errno.ENOSYS)
+
+    monkeypatch.setattr(m, "openat2", enosys)
+    monkeypatch.setattr(m, "open_tree", enosys)
+    monkeypatch.setattr(paths, "_have_openat2", None)
+    (rootfs / "rolink").symlink_to("../../../../etc")
+    spec = make_spec(
+        readonly=True,
+        masked_paths=MASKED,
+        readonly_paths=[*READONLY, "/rolink"],
+        sysctl={"net.ipv4.ip_forward": "1"},
+    )
+
+    def probe() -> dict[str, Any]:
+        mnt = mounts_by_point()
+        return {
+            "sys": mnt["/proc/sys"]["opts"].split(","),
+            "etc": mnt["/etc"]["opts"].split(","),
+            "fwd": Path("/proc/sys/net/ipv4/ip_forward").read_text().strip(),
+            "keys": Path("/proc/keys").read_bytes(),
+        }
+
+    out = run_container(spec, rootfs, probe)
+    assert {"ro", "nosuid", "nodev", "noexec"} <= set(out["sys"]) and "ro" in out["etc"]
+    assert out["fwd"] == "1" and out["keys"] == b""

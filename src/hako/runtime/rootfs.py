@@ -822,12 +822,7 @@ def apply_sysctl(spec: Spec, root_fd: int) -> None:
         for key, value in spec.linux.sysctl.items():
             rel = "/".join(_sysctl_parts(key))
             try:
-                fd = m.openat2(
-                    proc_fd,
-                    rel,
-                    os.O_WRONLY | os.O_TRUNC,
-                    m.RESOLVE_BENEATH | m.RESOLVE_NO_SYMLINKS | m.RESOLVE_NO_XDEV,
-                )
+                fd = _open_sysctl(proc_fd, rel)
             except KernelError as e:
                 raise KernelError("open", e.errno, f"/proc/sys/{rel} (linux.sysctl.{key})") from None
             try:
@@ -838,6 +833,32 @@ def apply_sysctl(spec: Spec, root_fd: int) -> None:
                 os.close(fd)
     finally:
         os.close(proc_fd)
+
+
+def _open_sysctl(proc_fd: int, rel: str) -> int:
+    """/proc/sys holds no symlinks and no mounts: refuse both rather than resolve them."""
+    try:
+        return m.openat2(
+            proc_fd,
+            rel,
+            os.O_WRONLY | os.O_TRUNC,
+            m.RESOLVE_BENEATH | m.RESOLVE_NO_SYMLINKS | m.RESOLVE_NO_XDEV,
+        )
+    except KernelError as e:
+        if e.errno != errno.ENOSYS:
+            raise
+    parts = rel.split("/")
+    fd = os.dup(proc_fd)
+    try:
+        for part in parts[:-1]:
+            nxt = os.open(part, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+            os.close(fd)
+            fd = nxt
+        return os.open(parts[-1], os.O_WRONLY | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+    except OSError as e:
+        raise KernelError("open", e.errno or 0, rel) from None
+    finally:
+        os.close(fd)
 
 
 def _open_existing(root_fd: int, path: str) -> int | None:
@@ -855,10 +876,20 @@ def readonly_path(root_fd: int, path: str) -> None:
     if fd is None:
         return
     try:
-        tree = m.open_tree(
-            fd, "", m.OPEN_TREE_CLONE | m.OPEN_TREE_CLOEXEC | m.AT_RECURSIVE | m.AT_EMPTY_PATH, detail=path
-        )
         try:
+            tree = m.open_tree(
+                fd,
+                "",
+                m.OPEN_TREE_CLONE | m.OPEN_TREE_CLOEXEC | m.AT_RECURSIVE | m.AT_EMPTY_PATH,
+                detail=path,
+            )
+        except KernelError as e:
+            if e.errno != errno.ENOSYS:
+                raise
+            _readonly_path_legacy(root_fd, path)
+            return
+        try:
+            # The clone is made read-only before it is attached: never a writable moment.
             attrs = m.MOUNT_ATTR_RDONLY | m.MOUNT_ATTR_NOSUID | m.MOUNT_ATTR_NODEV | m.MOUNT_ATTR_NOEXEC
             m.mount_setattr(tree, "", m.AT_EMPTY_PATH | m.AT_RECURSIVE, attrs, detail=path)
             m.move_mount(tree, "", fd, "", m.MOVE_MOUNT_F_EMPTY_PATH | m.MOVE_MOUNT_T_EMPTY_PATH, detail=path)
@@ -866,6 +897,14 @@ def readonly_path(root_fd: int, path: str) -> None:
             os.close(tree)
     finally:
         os.close(fd)
+
+
+def _readonly_path_legacy(root_fd: int, path: str) -> None:
+    """Kernels before 5.2 (no open_tree): bind onto itself, then remount the top mount ro."""
+    with open_target(root_fd, path, None) as t:
+        m.mount(m.fd_path(t.fd), m.fd_path(t.fd), None, m.MS_BIND | m.MS_REC, detail=f"{path} (readonly)")
+        ro = m.MS_RDONLY | m.MS_NOSUID | m.MS_NODEV | m.MS_NOEXEC
+        _post_mount(t, MountOptions(), ro)
 
 
 def mask_path(root_fd: int, path: str) -> None:
