@@ -650,3 +650,23 @@ def test_old_kernel_fallbacks(rootfs: Path, monkeypatch: pytest.MonkeyPatch) -> 
     out = run_container(spec, rootfs, probe)
     assert {"ro", "nosuid", "nodev", "noexec"} <= set(out["sys"]) and "ro" in out["etc"]
     assert out["fwd"] == "1" and out["keys"] == b""
+
+
+def test_finalize_without_proc(rootfs: Path) -> None:
+    # No /proc in the container: no magic links after the pivot, yet root and /dev go ro and
+    # a masked path outside /proc is covered.
+    (rootfs / "etc/secret").write_text("s")
+    mounts = [Mount("/dev", "tmpfs", "tmpfs", ["ro", "nosuid"]), Mount("/sys", "sysfs", "sysfs", ["ro"])]
+    spec = make_spec(mounts, readonly=True, masked_paths=["/etc/secret", "/sys/firmware"])
+
+    def probe() -> dict[str, Any]:
+        return {
+            "root": try_write("/x"),
+            "dev": try_write("/dev/x"),
+            "secret": Path("/etc/secret").read_text(),
+            "firmware": os.listdir("/sys/firmware"),
+            "proc": os.listdir("/proc"),
+        }
+
+    out = run_container(spec, rootfs, probe)
+    assert out == {"root": errno.EROFS, "dev": errno.EROFS, "secret": "", "firmware": [], "proc": []}

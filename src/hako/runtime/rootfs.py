@@ -398,9 +398,11 @@ def _reopen_mounted(t: Target) -> int:
     return fd
 
 
-def _remount_bind(fd: int, flags: int, what: str) -> None:
-    """Set a mount's per-mount flags; in a user namespace keep those locked by the parent."""
-    target = m.fd_path(fd)
+def _remount_bind(fd: int, flags: int, what: str, path: str | None = None) -> None:
+    """Set a mount's per-mount flags; in a user namespace keep those locked by the parent.
+
+    ``path`` replaces the fd's magic link when there is no /proc (after the pivot only)."""
+    target = path if path is not None else m.fd_path(fd)
     try:
         m.mount(None, target, None, m.MS_REMOUNT | m.MS_BIND | flags, detail=f"{what} (remount)")
     except KernelError as e:
@@ -794,20 +796,15 @@ def finalize_rootfs(spec: Spec) -> None:
                 if opts.readonly and not opts.bind:
                     fd = open_in_root(root_fd, "/dev")
                     try:
-                        _remount_bind(fd, opts.mnt_flags, "/dev")
+                        _remount_bind(fd, opts.mnt_flags, "/dev", _post_pivot_target(fd, root_fd, "/dev"))
                     except KernelError as e:
                         raise _where(e, f"mounts[{i}]") from None
                     finally:
                         os.close(fd)
         if spec.root.readonly:
-            fd = os.open("/", os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-            try:
-                flags = m.mount_flags_of(fd) | m.MS_RDONLY
-                m.mount(
-                    None, m.fd_path(fd), None, m.MS_REMOUNT | m.MS_BIND | flags, detail="/ (root.readonly)"
-                )
-            finally:
-                os.close(fd)
+            # "/" itself cannot be swapped for anything: its path needs no fd.
+            flags = m.mount_flags_of("/") | m.MS_RDONLY
+            m.mount(None, "/", None, m.MS_REMOUNT | m.MS_BIND | flags, detail="/ (root.readonly)")
     finally:
         os.close(root_fd)
 
@@ -907,14 +904,23 @@ def _readonly_path_legacy(root_fd: int, path: str) -> None:
         _post_mount(t, MountOptions(), ro)
 
 
+def _post_pivot_target(fd: int, root_fd: int, path: str) -> str:
+    """The fd's magic link, or without a /proc the path resolved in the root: after the pivot
+    the root is the container's, so a path can no longer lead onto the host."""
+    if os.path.isdir("/proc/self/fd"):
+        return m.fd_path(fd)
+    return secure_join(root_fd, path)
+
+
 def mask_path(root_fd: int, path: str) -> None:
     """Hide ``path``: /dev/null over a file, an empty read-only tmpfs over a directory."""
     fd = _open_existing(root_fd, path)
     if fd is None:
         return
     try:
+        target = _post_pivot_target(fd, root_fd, path)
         if stat.S_ISDIR(os.fstat(fd).st_mode):
-            m.mount("tmpfs", m.fd_path(fd), "tmpfs", m.MS_RDONLY, None, detail=f"tmpfs on {path}")
+            m.mount("tmpfs", target, "tmpfs", m.MS_RDONLY, None, detail=f"tmpfs on {path}")
             return
         null_fd = open_in_root(root_fd, "/dev/null")
         try:
@@ -923,7 +929,13 @@ def mask_path(root_fd: int, path: str) -> None:
             # only the real device may cover a masked path.
             if not stat.S_ISCHR(st.st_mode) or st.st_rdev != os.makedev(1, 3):
                 raise KernelError("mount", errno.EINVAL, f"{path}: /dev/null is not the null device")
-            m.mount(m.fd_path(null_fd), m.fd_path(fd), None, m.MS_BIND, detail=f"/dev/null on {path}")
+            m.mount(
+                _post_pivot_target(null_fd, root_fd, "/dev/null"),
+                target,
+                None,
+                m.MS_BIND,
+                detail=f"/dev/null on {path}",
+            )
         finally:
             os.close(null_fd)
     finally:
