@@ -590,24 +590,24 @@ class Monitor:
         return code
 
     def oom_killed(self) -> bool:
+        # Read the counter straight from the cgroup (one file, no imports); hako.cgroups only when the
+        # hierarchy is not where the usual mounts put it.
         cg = self.spec.get("cgroups_path") or ""
+        for path in (f"/sys/fs/cgroup/memory{cg}/memory.oom_control", f"/sys/fs/cgroup{cg}/memory.events"):
+            try:
+                with open(path) as f:
+                    for line in f:
+                        k, _, v = line.partition(" ")
+                        if k == "oom_kill":
+                            return int(v) > 0
+            except (OSError, ValueError):
+                continue
         try:
             from hako.cgroups import open_manager
 
             return bool(open_manager(cg, self.id).oom_kill_count())
         except Exception:
-            pass
-        for path, key in ((f"/sys/fs/cgroup/memory{cg}/memory.oom_control", "oom_kill"),
-                          (f"/sys/fs/cgroup{cg}/memory.events", "oom_kill")):
-            try:
-                with open(path) as f:
-                    for line in f:
-                        k, _, v = line.partition(" ")
-                        if k == key and int(v) > 0:
-                            return True
-            except (OSError, ValueError):
-                continue
-        return False
+            return False
 
     def accept(self) -> None:
         try:

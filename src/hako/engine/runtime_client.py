@@ -18,7 +18,11 @@ def resolve_runtime(name: str) -> str:
         if not Path(name).exists():
             raise NotFound(f"runtime {name}: no such file")
         return str(Path(name).resolve())
-    found = shutil.which(name) or shutil.which(name, path="/usr/local/sbin:/usr/sbin:/sbin")
+    import sys
+
+    # hako-runtime lives beside the interpreter of a virtualenv that may not be on $PATH.
+    found = (shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
+             or shutil.which(name, path="/usr/local/sbin:/usr/sbin:/sbin"))
     if found is None:
         raise NotFound(f"runtime {name!r} not found in PATH")
     return found
