@@ -223,3 +223,45 @@ def _tar(tmp_path: Path, data: bytes) -> Path:
     p = tmp_path / "one.tar"
     p.write_bytes(ti.tar_entries([ti.Entry("t.txt", data=data)]))
     return p
+
+
+def test_dropped_connection_resumes_with_range(image_store: ImageStore, registry: ti.RegistryProcess) -> None:
+    data = os.urandom(3 << 20)
+    built = ti.build_image([ti.tar_entries([ti.Entry("blob.bin", data=data)])], compression="none")
+    ti.push(registry.host, "hako-test/resume", "latest", built)
+    proxy = ti.SlowProxy(registry.host, cut_after=1 << 20)
+    try:
+        img = image_store.pull(f"{proxy.host}/hako-test/resume", quiet=True)
+    finally:
+        proxy.close()
+    assert proxy.cuts == 1
+    assert img.id == built.config_digest
+    assert (image_store.layer_dirs(img)[0] / "blob.bin").read_bytes() == data
+
+
+def test_pull_by_digest(image_store: ImageStore, test_images: ImageSet) -> None:
+    name = f"{test_images.registry.host}/hako-test/busybox"
+    ref = f"{name}@{test_images.busybox.digest}"
+    img = image_store.pull(ref, quiet=True)
+    assert img.repo_tags == [] and img.repo_digests == [ref]
+    assert image_store.get(ref).id == img.id
+
+
+def test_concurrent_pulls_of_one_image(tmp_path: Path, test_images: ImageSet) -> None:
+    import subprocess
+    import sys
+
+    hako = str(Path(sys.executable).parent / "hako")
+    root = tmp_path / "root"
+    ref = test_images.ref("layered:latest")
+    procs = [subprocess.Popen([hako, "--root", str(root), "pull", "-q", ref], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], outs
+    assert {o[0].strip() for o in outs} == {test_images.layered.config_digest[7:]}
+    store = ImageStore(root)
+    [img] = store.list()
+    assert len(list((root / "layers").iterdir())) == 4
+    assert all(d.is_dir() for d in store.layer_dirs(img))
+    assert not list(store.content.tmp_dir.iterdir())
+    store.close()

@@ -484,12 +484,15 @@ class SlowProxy:
     """A TCP proxy on 127.0.0.1 that forwards the upstream's answers at ``rate`` bytes/s, so
     a test can catch a pull in the middle of a layer."""
 
-    def __init__(self, upstream: str, rate: int) -> None:
+    def __init__(self, upstream: str, rate: int = 0, cut_after: int = 0) -> None:
         import socket
         import threading
 
         self.upstream = upstream
         self.rate = rate
+        # cut_after: the first answer stream to pass this many bytes is cut (once), to test resuming.
+        self.cut_after = cut_after
+        self.cuts = 0
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(16)
@@ -509,24 +512,37 @@ class SlowProxy:
             h, p = self.upstream.rsplit(":", 1)
             up = socket.create_connection((h, int(p)))
             threading.Thread(target=self._pump, args=(client, up, 0), daemon=True).start()
-            threading.Thread(target=self._pump, args=(up, client, self.rate), daemon=True).start()
+            threading.Thread(target=self._pump, args=(up, client, self.rate, True), daemon=True).start()
 
-    def _pump(self, src: Any, dst: Any, rate: int) -> None:
+    def _pump(self, src: Any, dst: Any, rate: int, answers: bool = False) -> None:
         import time
 
         step = max(rate // 20, 1024) if rate else 65536
+        sent = 0
         try:
             while not self._stop.is_set():
                 data = src.recv(step)
                 if not data:
                     break
                 dst.sendall(data)
+                sent += len(data)
+                if answers and self.cut_after and not self.cuts and sent > self.cut_after:
+                    self.cuts += 1
+                    break
                 if rate:
                     time.sleep(len(data) / rate)
         except OSError:
             pass
         finally:
+            import socket
+
             for s in (src, dst):
+                try:
+                    # shutdown, not just close: the other pump thread still holds the socket,
+                    # and only shutdown sends the FIN at once.
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
                 try:
                     s.close()
                 except OSError:
