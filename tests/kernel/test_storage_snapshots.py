@@ -58,6 +58,8 @@ def test_lifecycle_copy_on_write(tmp_path: Path, mounts: list[Path]) -> None:
     assert (snap.layer_path(base) / "etc/hostname").read_text() == "lower\n"
     assert (snap.layer_path(top) / "bin/tool").read_bytes() == b"t"
     assert snap.usage("c1") == len("upper\n") + len("changed") + 1000
+    with pytest.raises(Conflict, match="still mounted"):
+        snap.remove("c1")
     snap.unmount(root)
     mounts.remove(root)
     snap.remove("c1")

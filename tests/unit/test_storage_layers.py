@@ -279,3 +279,11 @@ def test_devices_refused_when_not_allowed(box: tuple[Path, Path]) -> None:
 def test_not_a_tar(tmp_path: Path) -> None:
     with pytest.raises(LayerError):
         apply_layer(io.BytesIO(b"this is not a tar archive" * 40), tmp_path)
+
+
+def test_deep_paths(tmp_path: Path) -> None:
+    deep = "/".join(["d"] * 300)  # deeper than the descriptor cache
+    apply([E(deep + "/f", data=b"deep"), E("x/.wh.y")], tmp_path)
+    assert (tmp_path / deep / "f").read_bytes() == b"deep"
+    with pytest.raises(UnsafeLayerError, match="deeper than"):
+        apply([E("/".join(["d"] * 500) + "/f", data=b"")], tmp_path)

@@ -51,6 +51,9 @@ PAX_XATTR_PREFIX = "SCHILY.xattr."
 # A layer must not steer overlayfs itself (redirects, metacopy, opaque) through its xattrs.
 _FORBIDDEN_XATTRS = ("trusted.overlay.", "user.overlay.")
 
+# Deeper trees would only serve to exhaust recursion in tools that walk them (ours too).
+MAX_DEPTH = 400
+
 _CHUNK = 1 << 20
 _DIR_CACHE = 128
 _O_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -102,6 +105,8 @@ def clean_path(name: str, entry: str | None = None) -> str:
         if "\0" in comp:
             raise UnsafeLayerError(entry or name, "NUL byte in name")
         parts.append(comp)
+    if len(parts) > MAX_DEPTH:
+        raise UnsafeLayerError(entry or name, f"path nested deeper than {MAX_DEPTH} directories")
     return "/".join(parts)
 
 
@@ -420,10 +425,24 @@ class _Extractor:
             if create and path not in self.mine:
                 self._claim(path)
             return fd
-        parent, name = _split(path)
-        pfd = self.dir_fd(parent, create)
-        if pfd is None:
-            return None
+        # Walk down from the deepest directory already open (the root always is).
+        missing = [path]
+        parent = _split(path)[0]
+        while parent not in dirs:
+            missing.append(parent)
+            parent = _split(parent)[0]
+        pfd = dirs[parent]
+        if create and parent not in self.mine:
+            self._claim(parent)
+        for sub in reversed(missing):
+            child = self._open_child(pfd, sub, create)
+            if child is None:
+                return None
+            pfd = child
+        return pfd
+
+    def _open_child(self, pfd: int, path: str, create: bool) -> int | None:
+        name = _split(path)[1]
         try:
             fd = os.open(name, _O_DIR, dir_fd=pfd)
             if create:
@@ -906,7 +925,10 @@ def apply_layer(
     src = _Source(tar_stream)
     ex = _Extractor(src, Path(dest), overlay_whiteouts, allow_devices, lowers)
     try:
-        ex.run(_HeaderReader(src))
+        try:
+            ex.run(_HeaderReader(src))
+        except RecursionError as e:
+            raise LayerError(ex.entry, "tree too deep to process") from e
         src.skip(1 << 62)
     finally:
         ex.close()

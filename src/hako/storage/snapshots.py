@@ -57,6 +57,19 @@ def _rename_noreplace(src: Path, dst: Path) -> bool:
     raise KernelError("renameat2", err, f"{src} -> {dst}")
 
 
+def _mounted_user(cdir: Path) -> str | None:
+    """The mount point of an overlay whose upper dir or source lies in ``cdir``, if any."""
+    needles = (f"upperdir={cdir}/", f" {cdir}/")
+    try:
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                if any(n in line for n in needles):
+                    return line.split()[4].replace("\\040", " ")
+    except OSError:
+        pass
+    return None
+
+
 def _check_name(what: str, value: str) -> str:
     if not _KEY_RE.match(value) or value in (".", ".."):
         raise HakoError(f"{what} {value!r}: only letters, digits and _.:+- are allowed")
@@ -266,7 +279,12 @@ class Snapshotter:
         overlay.unmount(target)
 
     def remove(self, key: str) -> None:
-        self._discard(self._container_dir(key))
+        """Delete the container's snapshot; refused while an overlay still uses it."""
+        cdir = self._container_dir(key)
+        user = _mounted_user(cdir)
+        if user is not None:
+            raise Conflict(f"snapshot {key}: still mounted at {user}")
+        self._discard(cdir)
 
     def usage(self, key: str) -> int:
         """Bytes the container wrote: apparent sizes in its upper dir, hardlinks counted once."""
