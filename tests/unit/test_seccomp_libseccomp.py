@@ -73,3 +73,15 @@ def test_arch_unsupported_by_libseccomp_is_a_config_error() -> None:
     with pytest.raises(ConfigError) as info:
         export_bpf({"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_LOONGARCH64"]})
     assert info.value.path == "linux.seccomp.architectures[1]"
+
+
+def test_features_object() -> None:
+    from hako import seccomp
+
+    feats = seccomp.features()
+    assert feats["enabled"] is True
+    assert "SCMP_ACT_NOTIFY" in feats["actions"] and "SCMP_CMP_MASKED_EQ" in feats["operators"]
+    assert {"SCMP_ARCH_X86_64", "SCMP_ARCH_AARCH64"} <= set(feats["archs"])
+    assert set(feats["supportedFlags"]) <= set(feats["knownFlags"])
+    # Every kernel hako supports has TSYNC (3.17) and LOG (4.14).
+    assert {"SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG"} <= set(feats["supportedFlags"])

@@ -75,4 +75,11 @@ def default_profile(caps: list[str] | None = None) -> dict[str, Any]:
     return _default(caps)
 
 
-__all__ = ["default_profile", "load", "prepare", "send_to_listener", "validate", "warm"]
+def features() -> dict[str, Any]:
+    """The ``linux.seccomp`` object for ``hako-runtime features`` (what this host supports)."""
+    from hako.seccomp.features import features as _features
+
+    return _features()
+
+
+__all__ = ["default_profile", "features", "load", "prepare", "send_to_listener", "validate", "warm"]
