@@ -120,6 +120,8 @@ def layered_scenario() -> list[list[E]]:
         E("./opt/redir/lower-only", data=b"lower"),
         E("./opt/redir2", "dir"),
         E("./opt/redir2/lower-only", data=b"lower"),
+        E("./opt/implicit", "dir", mode=0o711),
+        E("./opt/implicit/lower-only", data=b"lower"),
         E("./opt/with space.txt", data=b"space\n"),
     ]
     whiteouts = [
@@ -146,6 +148,9 @@ def layered_scenario() -> list[list[E]]:
         E("opt/.wh.redir2"),
         E("opt/redir2", "dir", mode=0o750),
         E("opt/redir2/upper-only", data=b"upper"),
+        # whiteout, then the directory comes back only as the parent of a new file
+        E("opt/.wh.implicit"),
+        E("opt/implicit/upper-only", data=b"upper"),
         E("opt/app/config.txt", data=b"version=2\n"),
         # type changes without whiteouts
         E("opt/dir-to-file", data=b"now a file"),

@@ -108,6 +108,7 @@ def test_merged_tree(trees: dict[str, dict[str, tuple[object, ...]]], how: str) 
     assert listing("/opt/redir") == ["upper-only"]
     assert listing("/opt/redir2") == ["upper-only"] and mode("/opt/redir2") == "0o750"
     assert listing("/opt/app/data") == ["a", "b"]
+    assert listing("/opt/implicit") == ["upper-only"] and mode("/opt/implicit") == "0o755"
     assert listing("/opt/dir-to-file") == [] and kind("/opt/dir-to-file") == stat.S_IFREG
     assert listing("/opt/file-to-dir") == ["child.txt"] and kind("/opt/file-to-dir") == stat.S_IFDIR
     assert listing("/usr/bin") == []
@@ -147,6 +148,7 @@ def test_overlay_layer_dir_format(tmp_path: Path) -> None:
     assert os.getxattr(tmp_path / "opt/replace-dir", "trusted.overlay.opaque") == b"y"
     assert os.getxattr(tmp_path / "opt/redir", "trusted.overlay.opaque") == b"y"  # whiteout after re-create
     assert os.getxattr(tmp_path / "opt/redir2", "trusted.overlay.opaque") == b"y"  # whiteout before re-create
+    assert os.getxattr(tmp_path / "opt/implicit", "trusted.overlay.opaque") == b"y"  # whiteout, then a child
     assert (tmp_path / "opt/recreated.txt").read_bytes() == b"new\n"  # not replaced by its whiteout
     assert not list(tmp_path.rglob(".wh.*"))
 

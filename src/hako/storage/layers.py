@@ -48,8 +48,8 @@ OPAQUE_XATTR = "trusted.overlay.opaque"
 # layers were not at hand; fix_implicit_dirs() gives them the lower layers' attributes later.
 IMPLICIT_XATTR = "trusted.hako.implicit"
 PAX_XATTR_PREFIX = "SCHILY.xattr."
-# A layer must not steer overlayfs itself (redirects, metacopy, opaque) through its xattrs.
-_FORBIDDEN_XATTRS = ("trusted.overlay.", "user.overlay.")
+# A layer must not steer overlayfs (redirects, metacopy, opaque) nor our own bookkeeping.
+_FORBIDDEN_XATTRS = ("trusted.overlay.", "user.overlay.", "trusted.hako.")
 
 # Deeper trees would only serve to exhaust recursion in tools that walk them (ours too).
 MAX_DEPTH = 400
