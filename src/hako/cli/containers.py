@@ -11,7 +11,6 @@ import json
 import os
 import sys
 import time
-from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -292,14 +291,27 @@ def cmd_rename(args: argparse.Namespace) -> int:
 
 
 # --- ps / inspect / logs -------------------------------------------------------------------------------
-def _ago(ts: str) -> str:
-    from datetime import datetime
-
+def _epoch(ts: str) -> float | None:
+    """RFC 3339 UTC ``YYYY-MM-DDTHH:MM:SS...Z`` to a Unix time, without datetime's import cost."""
     try:
-        t = datetime.strptime(ts[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
+        y, mo, d = int(ts[0:4]), int(ts[5:7]), int(ts[8:10])
+        h, mi, s = int(ts[11:13]), int(ts[14:16]), int(ts[17:19])
     except ValueError:
+        return None
+    # Days from the civil date (Howard Hinnant's algorithm).
+    y -= mo <= 2
+    era = y // 400
+    yoe = y - era * 400
+    doy = (153 * (mo + (-3 if mo > 2 else 9)) + 2) // 5 + d - 1
+    days = era * 146097 + (yoe * 365 + yoe // 4 - yoe // 100 + doy) - 719468
+    return days * 86400 + h * 3600 + mi * 60 + s
+
+
+def _ago(ts: str) -> str:
+    t = _epoch(ts)
+    if t is None or ts.startswith("0001"):
         return ""
-    secs = int(time.time() - t.timestamp())
+    secs = int(time.time() - t)
     if secs < 1:
         return "Less than a second"
     if secs < 60:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hako.engine.signals import SIGNALS, parse_signal  # noqa: F401 - re-exported
 from hako.errors import ConfigError
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -46,11 +47,6 @@ DEFAULT_DEVICE_RULES: list[dict[str, Any]] = [
 
 INIT_BINARIES = ["/usr/bin/catatonit", "/usr/libexec/podman/catatonit", "/usr/bin/tini", "/usr/bin/tini-static"]
 INIT_PATH = "/sbin/hako-init"
-
-SIGNALS = {"HUP": 1, "INT": 2, "QUIT": 3, "ILL": 4, "TRAP": 5, "ABRT": 6, "BUS": 7, "FPE": 8, "KILL": 9,
-           "USR1": 10, "SEGV": 11, "USR2": 12, "PIPE": 13, "ALRM": 14, "TERM": 15, "STKFLT": 16,
-           "CHLD": 17, "CONT": 18, "STOP": 19, "TSTP": 20, "TTIN": 21, "TTOU": 22, "URG": 23,
-           "XCPU": 24, "XFSZ": 25, "VTALRM": 26, "PROF": 27, "WINCH": 28, "IO": 29, "PWR": 30, "SYS": 31}
 
 RLIMITS = {"core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice", "nofile", "nproc",
            "rss", "rtprio", "rttime", "sigpending", "stack", "as"}
@@ -142,17 +138,6 @@ def parse_duration(text: str | float | int, what: str = "duration") -> float:
         except ValueError:
             raise ConfigError(what, f"invalid duration {text!r} (e.g. 30s, 1m30s, 500ms)") from None
     return total
-
-
-def parse_signal(sig: str | int) -> int:
-    if isinstance(sig, int) or str(sig).isdigit():
-        return int(sig)
-    name = str(sig).upper().removeprefix("SIG")
-    if name.startswith("RTMIN+"):
-        return 34 + int(name[6:])
-    if name not in SIGNALS:
-        raise ConfigError("stop-signal", f"unknown signal {sig!r}")
-    return SIGNALS[name]
 
 
 def parse_restart(text: str) -> dict[str, Any]:

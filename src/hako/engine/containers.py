@@ -12,29 +12,28 @@ import fcntl
 import json
 import marshal
 import os
-import socket
-import struct
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hako.engine import monitor as mon
-from hako.engine.config import (
-    CreateOptions,
-    MountRequest,
-    build_spec,
-    host_config,
-    merge_config,
-    parse_signal,
-)
 from hako.engine.db import EngineDB
 from hako.engine.ids import check_name, new_id, random_name
 from hako.engine.runtime_client import RuntimeClient, default_runtime, resolve_runtime
+from hako.engine.signals import parse_signal
 from hako.engine.volumes import VolumeStore
 from hako.errors import Conflict, HakoError, NotFound
+
+if TYPE_CHECKING:
+    import socket
+
+    from hako.engine.config import CreateOptions
+
+# The config module (dataclasses) and socket load only for the commands that need them, so that
+# ps, inspect, stop, rm and logs start fast.
 
 RUNNING_STATES = ("running", "starting", "restarting", "paused")
 ZERO_TIME = "0001-01-01T00:00:00Z"
@@ -138,6 +137,8 @@ class Engine:
     # --- create ----------------------------------------------------------------------------------
     def create(self, opts: CreateOptions, join_pid: int | None = None) -> dict[str, Any]:
         """Create a container; ``join_pid``: share that process's pid/net/ipc/uts namespaces (debug)."""
+        from hako.engine.config import build_spec, host_config, merge_config
+
         image = self.images.resolve(opts.image, opts.pull)
         cid = new_id()
         name = check_name(opts.name) if opts.name else random_name()
@@ -184,6 +185,8 @@ class Engine:
         return rec
 
     def _mounts(self, opts: CreateOptions, cfg: dict[str, Any], rootfs: Path) -> list[dict[str, Any]]:
+        from hako.engine.config import MountRequest
+
         requests: list[MountRequest] = list(opts.mounts)
         targets = {m.target.rstrip("/") for m in requests}
         for vol in cfg.get("Volumes") or {}:
@@ -236,6 +239,8 @@ class Engine:
                 return None
             self.images.mount_rootfs(rec["Hako"]["Rootfs"], cdir / "bundle" / "rootfs")
             if not (cdir / "bundle" / "config.json").exists():
+                from hako.engine.config import build_spec
+
                 spec = build_spec(rec, cdir / "bundle" / "rootfs", cdir, self.volumes.path)
                 (cdir / "bundle" / "config.json").write_text(json.dumps(spec, indent=1))
             (cdir / "stopping").unlink(missing_ok=True)
@@ -244,6 +249,8 @@ class Engine:
             ours: socket.socket | None = None
             theirs: socket.socket | None = None
             if attach:
+                import socket
+
                 ours, theirs = socket.socketpair()
             try:
                 report = spawn_monitor(cdir, theirs)
@@ -573,6 +580,8 @@ def spawn_monitor(cdir: Path, client: socket.socket | None) -> dict[str, Any]:
 
 
 def connect_attach(cdir: Path) -> socket.socket:
+    import socket
+
     dfd = os.open(cdir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -609,4 +618,4 @@ def send_frame(sock: socket.socket, kind: int, payload: bytes = b"") -> None:
 
 
 def resize_payload(rows: int, cols: int) -> bytes:
-    return struct.pack(">HH", rows, cols)
+    return mon.HEADER.__class__(">HH").pack(rows, cols)

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hako.errors import HakoError, NotFound
+
+if TYPE_CHECKING:
+    import subprocess
 
 
 def resolve_runtime(name: str) -> str:
     """An absolute path for ``name`` (a path, or a command looked up in $PATH)."""
+    import shutil
+
     if "/" in name:
         if not Path(name).exists():
             raise NotFound(f"runtime {name}: no such file")
@@ -37,15 +39,17 @@ def default_runtime() -> str:
     return "runc"
 
 
-@dataclass
 class RuntimeClient:
-    path: str
-    root: Path
+    def __init__(self, path: str, root: Path) -> None:
+        self.path = path
+        self.root = root
 
     def argv(self, *args: str) -> list[str]:
         return [self.path, "--root", str(self.root), *args]
 
     def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        import subprocess
+
         proc = subprocess.run(self.argv(*args), capture_output=True, text=True)
         if check and proc.returncode != 0:
             msg = (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]

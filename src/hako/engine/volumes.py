@@ -6,7 +6,6 @@ A volume is filled from the image's content at its mount point the first time it
 
 from __future__ import annotations
 
-import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -15,7 +14,11 @@ from typing import Any
 from hako.engine.db import EngineDB
 from hako.errors import ConfigError, Conflict, NotFound
 
-VOLUME_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+_NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+
+
+def valid_name(name: str) -> bool:
+    return bool(name) and name[0].isalnum() and name.isascii() and set(name) <= _NAME_CHARS
 
 
 def _now() -> str:
@@ -41,7 +44,7 @@ class VolumeStore:
 
             name = os.urandom(32).hex()
             anonymous = True
-        if not VOLUME_NAME.match(name):
+        if not valid_name(name):
             raise ConfigError("volume", f"invalid volume name {name!r}")
         self.path(name).mkdir(parents=True, exist_ok=True)
         self.db.insert_volume(name, _now(), labels or {}, anonymous)

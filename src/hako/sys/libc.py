@@ -11,7 +11,15 @@ import ctypes.util
 
 from hako.errors import KernelError
 
-LIBC = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+def _load_libc() -> ctypes.CDLL:
+    # The soname first: find_library runs ``ldconfig -p`` in a child process (several ms per command).
+    try:
+        return ctypes.CDLL("libc.so.6", use_errno=True)
+    except OSError:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+
+LIBC = _load_libc()
 
 
 def check(result: int, syscall: str, detail: str = "") -> int:
