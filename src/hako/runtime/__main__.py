@@ -1,0 +1,5 @@
+import sys
+
+from hako.runtime.cli import main
+
+sys.exit(main())

@@ -1,0 +1,334 @@
+"""``create``: validate the bundle, fork the container's init and leave it blocked on the exec FIFO.
+
+Everything ``create`` makes (state dir, cgroup, init process and with it its namespaces and
+mounts) is undone when a later step fails, so a failed create leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from hako.errors import ConfigError, HakoError
+from hako.runtime import log
+from hako.runtime.channel import Channel
+from hako.runtime.nsexec import NsPlan, bootstrap, write_id_maps
+from hako.runtime.state import Container, State, now_rfc3339
+from hako.spec.runtime import Spec, parse_config
+
+FIFO_NAME = "exec.fifo"
+
+
+@dataclass
+class CreateOptions:
+    root: str
+    bundle: str = "."
+    pid_file: str | None = None
+    console_socket: str | None = None
+    preserve_fds: int = 0
+    no_pivot: bool = False
+    no_new_keyring: bool = False
+    systemd_cgroup: bool = False
+    console: socket.socket | None = None  # ``run`` in the foreground: our own end of a socketpair
+
+
+def load_bundle(bundle: str) -> tuple[Spec, str]:
+    path = os.path.join(bundle, "config.json")
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        raise ConfigError("", f"{path}: no such file or directory") from None
+    except OSError as e:
+        raise ConfigError("", f"{path}: {e.strerror}") from None
+    try:
+        data = json.loads(raw)
+    except ValueError as e:
+        raise ConfigError("", f"{path}: not valid JSON: {e}") from None
+    spec = parse_config(data)
+    return spec, path
+
+
+def validate_for_create(spec: Spec, rootfs: str) -> None:
+    if spec.process is None:
+        raise ConfigError("process", "is required to create a container")
+    if spec.linux.namespace("mount") is None:
+        raise ConfigError("linux.namespaces", "a mount namespace is required")
+    if not os.path.isdir(rootfs):
+        raise ConfigError("root.path", f"{rootfs}: no such file or directory")
+    if spec.domainname and spec.linux.namespace("uts") is None:
+        raise ConfigError("domainname", "setting the domainname needs a uts namespace")
+    from hako.runtime.process import lsm_check
+
+    lsm_check(spec.process)
+    if spec.linux.seccomp is not None:
+        import hako.seccomp as sc
+
+        sc.validate(spec.linux.seccomp)
+
+
+def ns_plan(spec: Spec) -> NsPlan:
+    plan = NsPlan(time_offsets=dict(spec.linux.time_offsets))
+    for ns in spec.linux.namespaces:
+        if ns.path:
+            plan.join.append((ns.type, ns.path))
+        else:
+            plan.new.append(ns.type)
+    return plan
+
+
+def open_cgroup(spec: Spec, cid: str, systemd: bool) -> Any:
+    import hako.cgroups as cg
+
+    opener = getattr(cg, "open_manager", None)
+    if opener is None:  # cgroups driver not available in this build
+        if systemd:
+            raise HakoError("--systemd-cgroup: systemd cgroup driver not available")
+        return None
+    return opener(spec.linux.cgroups_path, cid, systemd=systemd)
+
+
+def _init_child(
+    spec: Spec,
+    rootfs: str,
+    chan: Channel,
+    state_dir_fd: int,
+    console: socket.socket | None,
+    opts: CreateOptions,
+    in_userns: bool,
+) -> None:
+    """The container's init (C2): rootfs, hostname, terminal; block on the FIFO; exec."""
+    from hako.runtime.process import exec_process, find_executable
+
+    proc = spec.process
+    assert proc is not None
+    from hako.runtime import rootfs as rootfs_mod
+
+    rootfs_mod.prepare_rootfs(spec, rootfs_path(rootfs), no_pivot=opts.no_pivot, in_userns=in_userns)
+    chan.send("phase", name="mounts")
+    from hako.sys import proc as sp
+
+    if spec.hostname:
+        sp.sethostname(spec.hostname)
+    if spec.domainname:
+        sp.setdomainname(spec.domainname)
+    exe = find_executable(proc.args[0], proc.env) if _cwd_ok(proc.cwd) else proc.args[0]
+    if proc.terminal:
+        from hako.sys import tty
+
+        assert console is not None
+        master, slave = tty.open_pty("/dev/ptmx")
+        if proc.console_size is not None:
+            tty.set_winsize(master, proc.console_size.height, proc.console_size.width)
+        tty.send_master(console, master, slave)
+        os.close(master)
+        console.close()
+        tty.make_controlling(slave)
+    rootfs_mod.finalize_rootfs(spec)
+    if not opts.no_new_keyring:
+        _new_session_keyring(spec)
+    chan.send("created")
+    fd = os.open(FIFO_NAME, os.O_WRONLY | os.O_CLOEXEC, dir_fd=state_dir_fd)
+    try:
+        os.write(fd, b"0")
+    finally:
+        os.close(fd)
+        os.close(state_dir_fd)
+    chan.close()
+    # From here on the runtime that created us is gone: errors go to the container's stderr.
+    try:
+        if spec.hooks.start_container:
+            from hako.runtime.hooks import run_hooks
+
+            run_hooks("startContainer", spec.hooks.start_container, b"{}")
+        if "/" not in exe:
+            exe = find_executable(proc.args[0], proc.env)
+        exec_process(proc, exe, preserve_fds=opts.preserve_fds, seccomp=spec.linux.seccomp)
+    except BaseException as e:  # noqa: BLE001
+        os.write(2, f"hako-runtime: {e}\n".encode(errors="replace"))
+        os._exit(127)
+
+
+def _cwd_ok(cwd: str) -> bool:
+    # Create a missing cwd like runc; the executable lookup is relative to PATH only.
+    try:
+        os.makedirs(cwd, 0o755, exist_ok=True)
+    except OSError:
+        pass
+    return True
+
+
+def _new_session_keyring(spec: Spec) -> None:
+    """Own session keyring so containers cannot see each other's keys (runc does the same)."""
+    nr = {"x86_64": 250, "aarch64": 219}.get(os.uname().machine)
+    if nr is None:
+        return
+    from hako.sys.libc import LIBC
+
+    # KEYCTL_JOIN_SESSION_KEYRING (1) with no name: a fresh anonymous keyring. Failure (EPERM in
+    # some user namespaces, ENOSYS) is not fatal, as for runc.
+    LIBC.syscall(nr, 1, None)
+
+
+def rootfs_path(rootfs: str) -> Any:
+    from pathlib import Path
+
+    return Path(rootfs)
+
+
+def create(cid: str, opts: CreateOptions, *, subreaper: bool = False) -> tuple[Container, int, Spec]:
+    """Create the container; returns (container, init host pid, spec). Undoes everything on error."""
+    bundle = os.path.abspath(opts.bundle)
+    cont = Container(opts.root, cid)
+    spec, config_path = load_bundle(bundle)
+    rootfs = spec.root.path if os.path.isabs(spec.root.path) else os.path.join(bundle, spec.root.path)
+    rootfs = os.path.realpath(rootfs)
+    validate_for_create(spec, rootfs)
+    assert spec.process is not None
+    if spec.process.terminal and not opts.console_socket and opts.console is None:
+        raise HakoError("cannot allocate tty if hako-runtime will detach without setting console socket")
+    if not spec.process.terminal and opts.console_socket:
+        raise HakoError("cannot use console socket if hako-runtime will not detach or allocate tty")
+    log.phase("parse")
+    cont.make_dir()
+    cgm: Any = None
+    init_pid = 0
+    c1 = 0
+    try:
+        os.mkfifo(cont.fifo, 0o622)
+        # Writable by others, umask notwithstanding: init may run as a mapped (non-root) uid.
+        os.chmod(cont.fifo, 0o622)
+        dir_fd = os.open(cont.dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        console = opts.console
+        if opts.console_socket:
+            from hako.sys.tty import connect_console
+
+            console = connect_console(opts.console_socket)
+        cgm = open_cgroup(spec, cid, opts.systemd_cgroup)
+        if cgm is not None:
+            cgm.create()
+            if spec.linux.resources:
+                cgm.set(spec.linux.resources)
+        log.phase("cgroups")
+        plan = ns_plan(spec)
+        from hako.runtime.process import preload
+
+        # After pivot_root the host's Python library is out of reach: import now what init needs.
+        preload(spec.process, seccomp=spec.linux.seccomp is not None, hooks=bool(spec.hooks.start_container))
+        import hako.runtime.rootfs  # noqa: F401
+        parent, child = Channel.pair()
+        if subreaper:
+            from hako.sys.proc import set_child_subreaper
+
+            set_child_subreaper()
+        in_userns = spec.linux.namespace("user") is not None
+
+        def init() -> None:
+            # The lock is held across the fork: flock belongs to the open file, so init must
+            # drop its copy or every later operation on this container would wait for it.
+            cont.unlock()
+            parent.close()
+            _init_child(spec, rootfs, child, dir_fd, console, opts, in_userns)
+
+        c1 = os.fork()
+        if c1 == 0:
+            bootstrap(child, plan, init)
+        child.close()
+        os.close(dir_fd)
+        if console is not None:
+            console.close()
+        if cgm is not None:
+            cgm.apply(c1)
+        parent.send("go")
+        while True:
+            msg = parent.expect_any("create")
+            if msg["t"] == "userns":
+                write_id_maps(c1, spec.linux.uid_mappings, spec.linux.gid_mappings)
+                parent.send("mapped")
+            elif msg["t"] == "pid":
+                init_pid = msg["pid"]
+                os.waitpid(c1, 0)
+                c1 = 0
+                log.phase("namespaces")
+            elif msg["t"] == "phase":
+                log.phase(msg["name"])
+            elif msg["t"] == "created":
+                break
+        parent.close()
+        from hako.sys.proc import start_time
+
+        st = State(
+            id=cid,
+            bundle=bundle,
+            rootfs=rootfs,
+            pid=init_pid,
+            start_time=start_time(init_pid),
+            created=now_rfc3339(),
+            annotations=dict(spec.annotations),
+            cgroup=cgm.save() if cgm is not None else None,
+            systemd_cgroup=opts.systemd_cgroup,
+            config=config_path,
+        )
+        cont.save(st)
+        hooks_state = json.dumps(cont.oci_state()).encode()
+        if spec.hooks.prestart or spec.hooks.create_runtime or spec.hooks.create_container:
+            from hako.runtime.hooks import run_hooks
+
+            run_hooks("prestart", spec.hooks.prestart, hooks_state)
+            run_hooks("createRuntime", spec.hooks.create_runtime, hooks_state)
+            run_hooks("createContainer", spec.hooks.create_container, hooks_state)
+        if opts.pid_file:
+            write_pid_file(opts.pid_file, init_pid)
+        log.phase("created")
+        return cont, init_pid, spec
+    except BaseException:
+        if c1:
+            _kill_wait(c1, child=True)
+        if init_pid:
+            _kill_wait(init_pid, child=subreaper)
+        if cgm is not None:
+            try:
+                cgm.destroy()
+            except Exception:  # noqa: BLE001 - the original error matters more
+                pass
+        cont.remove_dir()
+        raise
+    finally:
+        cont.unlock()
+
+
+def _kill_wait(pid: int, *, child: bool) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    if child:
+        try:
+            os.waitpid(pid, 0)
+        except ChildProcessError:
+            pass
+        return
+    wait_gone(pid, None)
+
+
+def wait_gone(pid: int, started: int | None, timeout: float = 5.0) -> None:
+    from hako.sys.proc import is_alive
+
+    deadline = time.monotonic() + timeout
+    delay = 0.0005
+    while is_alive(pid, started) and time.monotonic() < deadline:
+        time.sleep(delay)
+        delay = min(delay * 2, 0.02)
+
+
+def write_pid_file(path: str, pid: int) -> None:
+    path = os.path.abspath(path)
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
+        f.write(str(pid))
+    os.rename(tmp, path)

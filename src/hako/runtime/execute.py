@@ -1,0 +1,178 @@
+"""``exec``: run one more process in a running container's namespaces and cgroup.
+
+The bootstrap child is non-dumpable before it joins anything, and all of the container's
+namespaces are opened from its init's /proc/<pid>/ns before the first setns. Only the
+namespaces that differ from ours are joined (setns into our own user namespace is EINVAL).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from typing import Any
+
+from hako.errors import Conflict, HakoError
+from hako.runtime import log
+from hako.runtime.channel import Channel
+from hako.runtime.nsexec import NsPlan, bootstrap
+from hako.runtime.state import Container
+from hako.spec.runtime import Process
+
+NS_FILES = {"user": "user", "cgroup": "cgroup", "ipc": "ipc", "uts": "uts", "network": "net", "pid": "pid",
+            "time": "time", "mount": "mnt"}
+
+
+def join_plan(pid: int) -> NsPlan:
+    plan = NsPlan()
+    for t, name in NS_FILES.items():
+        path = f"/proc/{pid}/ns/{name}"
+        try:
+            if os.stat(path).st_ino == os.stat(f"/proc/self/ns/{name}").st_ino:
+                continue
+        except FileNotFoundError:
+            continue
+        plan.join.append((t, path))
+    return plan
+
+
+def exec_in(
+    root: str,
+    cid: str,
+    proc: Process,
+    *,
+    detach: bool,
+    pid_file: str | None,
+    console_socket: str | None,
+    preserve_fds: int,
+    seccomp: dict[str, Any] | None,
+) -> int:
+    from hako.runtime.process import lsm_check
+
+    c = Container(root, cid)
+    c.lock()
+    try:
+        st = c.load()
+        status = c.status()
+        if status not in ("running", "created"):
+            raise Conflict(f"cannot exec in a {status} container {cid}: container not running")
+        lsm_check(proc)
+        if proc.terminal and not console_socket and detach:
+            raise HakoError("cannot allocate tty if hako-runtime will detach without setting console socket")
+        plan = join_plan(st.pid)
+        cgm = c.cgroup_manager()
+    finally:
+        c.unlock()
+    console = None
+    own_console = None
+    if proc.terminal:
+        from hako.sys.tty import connect_console
+
+        if console_socket:
+            console = connect_console(console_socket)
+        else:
+            import socket
+
+            own_console, console = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    from hako.runtime.process import preload
+
+    preload(proc, seccomp=seccomp is not None)
+    parent, child = Channel.pair()
+    if not detach:
+        from hako.sys.proc import set_child_subreaper
+
+        set_child_subreaper()
+
+    def run() -> None:
+        parent.close()
+        from hako.runtime.process import exec_process, find_executable
+
+        if console is not None:
+            from hako.sys import tty
+
+            master, slave = tty.open_pty("/dev/ptmx")
+            if proc.console_size is not None:
+                tty.set_winsize(master, proc.console_size.height, proc.console_size.width)
+            tty.send_master(console, master, slave)
+            os.close(master)
+            console.close()
+            tty.make_controlling(slave)
+        exe = find_executable(proc.args[0], proc.env)
+        exec_process(proc, exe, preserve_fds=preserve_fds, seccomp=seccomp)
+
+    c1 = os.fork()
+    if c1 == 0:
+        bootstrap(child, plan, run)
+    child.close()
+    if console is not None:
+        console.close()
+    pid = 0
+    try:
+        if cgm is not None:
+            cgm.apply(c1)
+        parent.send("go")
+        msg = parent.expect("pid", f"exec in {cid}")
+        pid = msg["pid"]
+        os.waitpid(c1, 0)
+        c1 = 0
+        # EOF = exec succeeded (our end is close-on-exec in the child); a message = it failed.
+        msg2 = parent.recv()
+        if msg2 is not None:
+            raise HakoError(msg2.get("msg", "exec failed"))
+        log.phase("exec")
+    except BaseException:
+        for p in (c1, pid):
+            if p:
+                try:
+                    os.kill(p, signal.SIGKILL)
+                    os.waitpid(p, 0)
+                except (ProcessLookupError, ChildProcessError):
+                    pass
+        raise
+    finally:
+        parent.close()
+    if pid_file:
+        from hako.runtime.create import write_pid_file
+
+        write_pid_file(pid_file, pid)
+    if detach:
+        return 0
+    master = None
+    if own_console is not None:
+        import socket
+
+        _, fds, _, _ = socket.recv_fds(own_console, 1024, 1)
+        master = fds[0] if fds else None
+        own_console.close()
+    return wait_foreground(pid, master)
+
+
+def wait_foreground(pid: int, master: int | None = None) -> int:
+    """Wait for ``pid`` (our child via the subreaper) forwarding signals; return its exit code."""
+    forward = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2,
+               signal.SIGWINCH, signal.SIGCONT]
+
+    def handler(sig: int, _frame: Any) -> None:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+    for s in forward:
+        signal.signal(s, handler)
+    if master is not None:
+        import threading
+
+        from hako.runtime.console import proxy
+
+        threading.Thread(target=proxy, args=(master,), daemon=True).start()
+    while True:
+        try:
+            wpid, status = os.waitpid(-1, 0)
+        except ChildProcessError:
+            return 0
+        except InterruptedError:
+            continue
+        if wpid == pid:
+            if os.WIFSIGNALED(status):
+                return 128 + os.WTERMSIG(status)
+            return os.WEXITSTATUS(status)

@@ -1,0 +1,223 @@
+"""The lifecycle operations on an existing container: start, state, kill, delete, pause, resume, ps."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+from typing import Any
+
+from hako.errors import Conflict, HakoError, NotFound
+from hako.runtime.state import Container
+
+
+def parse_signal(s: str) -> int:
+    if s.isdigit():
+        n = int(s)
+        if not 0 < n < 65:
+            raise HakoError(f"invalid signal {s!r}")
+        return n
+    name = s.upper()
+    if not name.startswith("SIG"):
+        name = "SIG" + name
+    if name.startswith("SIGRTMIN+") or name.startswith("SIGRTMAX-"):
+        base = signal.SIGRTMIN if name.startswith("SIGRTMIN") else signal.SIGRTMAX
+        off = name[9:]
+        if off.isdigit():
+            return int(base) + int(off) if "+" in name else int(base) - int(off)
+    try:
+        return int(signal.Signals[name])
+    except KeyError:
+        raise HakoError(f"invalid signal {s!r}") from None
+
+
+def locked(root: str, cid: str) -> Container:
+    c = Container(root, cid)
+    c.lock()
+    c.load()
+    return c
+
+
+def start(root: str, cid: str) -> None:
+    c = locked(root, cid)
+    try:
+        status = c.status()
+        if status != "created":
+            raise Conflict(f"cannot start a container that is {status} (container {cid})")
+        fd = os.open(c.fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            # init is blocked opening the FIFO for writing; our open releases it and it writes one byte.
+            p = select.poll()
+            p.register(fd, select.POLLIN)
+            st0 = c.state
+            assert st0 is not None
+            from hako.sys.proc import is_alive
+
+            # Poll in slices: an init that died before opening its end would never answer.
+            for _ in range(300):
+                if p.poll(100) or not is_alive(st0.pid, st0.start_time):
+                    break
+            else:
+                raise HakoError(f"container {cid}: init did not answer on the exec FIFO")
+            try:
+                data = os.read(fd, 1)
+            except BlockingIOError:
+                data = b""
+        finally:
+            os.close(fd)
+        if data != b"0":
+            raise HakoError(f"container {cid}: init exited before start")
+        os.unlink(c.fifo)
+        st = c.state
+        assert st is not None
+        st.started = True
+        c.save(st)
+        _poststart(c)
+    finally:
+        c.unlock()
+
+
+def _spec_hooks(c: Container) -> Any:
+    st = c.state
+    assert st is not None
+    try:
+        from hako.runtime.create import load_bundle
+
+        spec, _ = load_bundle(st.bundle)
+        return spec.hooks
+    except Exception:  # noqa: BLE001 - the bundle may be gone by delete time
+        return None
+
+
+def _poststart(c: Container) -> None:
+    hooks = _spec_hooks(c)
+    if hooks is not None and hooks.poststart:
+        from hako.runtime.hooks import run_hooks
+
+        run_hooks("poststart", hooks.poststart, json.dumps(c.oci_state()).encode())
+
+
+def state(root: str, cid: str) -> dict[str, Any]:
+    c = Container(root, cid)
+    c.load()
+    return c.oci_state()
+
+
+def kill(root: str, cid: str, sig: int, all_procs: bool = False) -> None:
+    c = locked(root, cid)
+    try:
+        st = c.state
+        assert st is not None
+        status = c.status()
+        if status == "stopped":
+            raise Conflict(f"container {cid}: container not running")
+        cgm = c.cgroup_manager() if all_procs else None
+        if cgm is not None:
+            cgm.kill_all(sig)
+            if status == "paused" and sig == signal.SIGKILL:
+                cgm.thaw()
+        else:
+            try:
+                os.kill(st.pid, sig)
+            except ProcessLookupError:
+                raise Conflict(f"container {cid}: container not running") from None
+    finally:
+        c.unlock()
+
+
+def delete(root: str, cid: str, force: bool = False) -> None:
+    c = Container(root, cid)
+    try:
+        c.lock()
+    except NotFound:
+        if force:
+            return
+        raise
+    try:
+        try:
+            c.load()
+        except NotFound:
+            # a create that died between mkdir and state.json: nothing else can exist
+            c.remove_dir()
+            return
+        st = c.state
+        assert st is not None
+        status = c.status()
+        if status in ("running", "paused") and not force:
+            raise Conflict(f"cannot delete container {cid} that is not stopped: {status}")
+        cgm = None
+        try:
+            cgm = c.cgroup_manager()
+        except Exception:  # noqa: BLE001 - a broken cgroup record must not block delete
+            cgm = None
+        if status != "stopped":
+            try:
+                os.kill(st.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if cgm is not None:
+            try:
+                cgm.kill_all(signal.SIGKILL)
+                if status == "paused":
+                    cgm.thaw()
+            except Exception:  # noqa: BLE001
+                pass
+        from hako.runtime.create import wait_gone
+
+        wait_gone(st.pid, st.start_time)
+        hooks = _spec_hooks(c)
+        if cgm is not None:
+            cgm.destroy()
+        c.remove_dir()
+        if hooks is not None and hooks.poststop:
+            from hako.runtime.hooks import run_hooks
+
+            s = c.oci_state_stopped()
+            try:
+                run_hooks("poststop", hooks.poststop, json.dumps(s).encode())
+            except HakoError as e:
+                # runc only warns: the container is gone already
+                from hako.runtime import log
+
+                log.error(str(e))
+    finally:
+        c.unlock()
+
+
+def pause(root: str, cid: str) -> None:
+    c = locked(root, cid)
+    try:
+        status = c.status()
+        if status != "running":
+            raise Conflict(f"container {cid} is not running ({status})")
+        cgm = c.cgroup_manager()
+        if cgm is None:
+            raise HakoError(f"container {cid}: no cgroup to freeze")
+        cgm.freeze()
+    finally:
+        c.unlock()
+
+
+def resume(root: str, cid: str) -> None:
+    c = locked(root, cid)
+    try:
+        status = c.status()
+        if status != "paused":
+            raise Conflict(f"container {cid} is not paused ({status})")
+        c.cgroup_manager().thaw()
+    finally:
+        c.unlock()
+
+
+def pids(root: str, cid: str) -> list[int]:
+    c = Container(root, cid)
+    c.load()
+    if c.status() == "stopped":
+        return []
+    cgm = c.cgroup_manager()
+    st = c.state
+    assert st is not None
+    if cgm is None:
+        return [st.pid]
+    return sorted(cgm.pids())

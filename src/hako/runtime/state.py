@@ -1,0 +1,180 @@
+"""A container's runtime state on disk: ``<root>/<id>/{state.json,lock,exec.fifo}``.
+
+state.json is replaced atomically (temp file + rename). Operations on one container hold an
+exclusive flock on ``lock`` for their whole duration, so concurrent calls serialise. The
+status is derived from the kernel each time, never trusted from the file: the pid plus its
+start time (pid reuse), the exec FIFO (created until ``start`` removes it), the freezer.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from hako.errors import ConfigError, Conflict, NotFound
+from hako.sys.proc import is_alive
+
+DEFAULT_ROOT = "/run/hako-runtime"
+OCI_VERSION = "1.0.2"
+_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
+
+
+def check_id(cid: str) -> str:
+    if not cid or len(cid) > 1024 or not _ID_RE.match(cid) or cid in (".", ".."):
+        raise ConfigError("", f"invalid container id {cid!r}: use letters, digits and _.+- (not /, not ..)")
+    return cid
+
+
+@dataclass
+class State:
+    id: str
+    bundle: str
+    rootfs: str
+    pid: int = 0
+    start_time: int | None = None
+    created: str = ""
+    owner: str = ""
+    annotations: dict[str, str] = field(default_factory=dict)
+    cgroup: dict[str, Any] | None = None  # hako.cgroups manager.save()
+    systemd_cgroup: bool = False
+    namespaces: dict[str, str] = field(default_factory=dict)  # type -> /proc/<pid>/ns path joined by exec
+    config: str = ""  # path of the config.json used (hooks for poststop)
+    hooks_poststop: list[dict[str, Any]] = field(default_factory=list)
+    started: bool = False
+    # runtime-private: exec's parameters re-derived from config at exec time
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> State:
+        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        return cls(**known)
+
+
+class Container:
+    """Handle on one container's state directory."""
+
+    def __init__(self, root: str, cid: str) -> None:
+        self.root = root
+        self.id = check_id(cid)
+        self.dir = os.path.join(root, cid)
+        self.state_file = os.path.join(self.dir, "state.json")
+        self.fifo = os.path.join(self.dir, "exec.fifo")
+        self._lock_fd: int | None = None
+        self.state: State | None = None
+
+    # -- locking ------------------------------------------------------------------------------
+    def lock(self) -> None:
+        try:
+            fd = os.open(os.path.join(self.dir, "lock"), os.O_RDWR | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise NotFound(f"container {self.id} does not exist") from None
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        self._lock_fd = fd
+        if not os.path.exists(self.dir):  # deleted while we waited for the lock
+            self.unlock()
+            raise NotFound(f"container {self.id} does not exist")
+
+    def unlock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def make_dir(self) -> None:
+        """Create the state dir (atomically claims the id) and take the lock."""
+        os.makedirs(self.root, mode=0o711, exist_ok=True)
+        try:
+            os.mkdir(self.dir, 0o711)
+        except FileExistsError:
+            raise Conflict(f"container {self.id} already exists") from None
+        fd = os.open(os.path.join(self.dir, "lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        self._lock_fd = fd
+
+    # -- state.json ---------------------------------------------------------------------------
+    def load(self) -> State:
+        try:
+            with open(self.state_file, "rb") as f:
+                self.state = State.from_json(json.loads(f.read()))
+        except FileNotFoundError:
+            raise NotFound(f"container {self.id} does not exist") from None
+        return self.state
+
+    def save(self, st: State) -> None:
+        tmp = self.state_file + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(json.dumps(st.to_json(), separators=(",", ":")))
+        os.rename(tmp, self.state_file)
+        self.state = st
+
+    def remove_dir(self) -> None:
+        import shutil
+
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    # -- status -------------------------------------------------------------------------------
+    def status(self) -> str:
+        st = self.state or self.load()
+        if not st.pid or not is_alive(st.pid, st.start_time):
+            return "stopped"
+        if os.path.exists(self.fifo):
+            return "created"
+        if st.cgroup:
+            try:
+                if self.cgroup_manager().is_frozen():
+                    return "paused"
+            except Exception:  # noqa: BLE001 - a cgroup read failure must not hide the status
+                pass
+        return "running"
+
+    def cgroup_manager(self) -> Any:
+        st = self.state or self.load()
+        if not st.cgroup:
+            return None
+        from hako.cgroups import load_manager
+
+        return load_manager(st.cgroup)
+
+    def oci_state(self) -> dict[str, Any]:
+        st = self.state or self.load()
+        status = self.status()
+        return {
+            "ociVersion": OCI_VERSION,
+            "id": st.id,
+            "status": status,
+            "pid": st.pid if status != "stopped" else 0,
+            "bundle": st.bundle,
+            "rootfs": st.rootfs,
+            "annotations": st.annotations,
+            "created": st.created,
+            "owner": st.owner,
+        }
+
+
+    def oci_state_stopped(self) -> dict[str, Any]:
+        st = self.state or self.load()
+        d = {
+            "ociVersion": OCI_VERSION, "id": st.id, "status": "stopped", "pid": 0, "bundle": st.bundle,
+            "rootfs": st.rootfs, "annotations": st.annotations, "created": st.created, "owner": st.owner,
+        }
+        return d
+
+
+def now_rfc3339() -> str:
+    import time
+
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int((t % 1) * 1e9):09d}Z"
+
+
+def list_ids(root: str) -> list[str]:
+    try:
+        return sorted(n for n in os.listdir(root) if os.path.exists(os.path.join(root, n, "state.json")))
+    except FileNotFoundError:
+        return []

@@ -1,0 +1,116 @@
+"""Process-level syscalls the runtime needs: prctl flags, namespaces, hostnames, close_range, /proc."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+
+from hako.errors import KernelError
+from hako.sys.libc import LIBC, check, syscall
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWCGROUP = 0x02000000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+CLONE_NEWTIME = 0x00000080
+
+# OCI namespace type -> (clone flag, /proc/<pid>/ns/<name>)
+NAMESPACES = {
+    "user": (CLONE_NEWUSER, "user"),
+    "ipc": (CLONE_NEWIPC, "ipc"),
+    "uts": (CLONE_NEWUTS, "uts"),
+    "network": (CLONE_NEWNET, "net"),
+    "pid": (CLONE_NEWPID, "pid"),
+    "mount": (CLONE_NEWNS, "mnt"),
+    "cgroup": (CLONE_NEWCGROUP, "cgroup"),
+    "time": (CLONE_NEWTIME, "time"),
+}
+
+PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
+PR_SET_CHILD_SUBREAPER = 36
+PR_SET_NO_NEW_PRIVS = 38
+SYS_CLOSE_RANGE = 436
+
+
+def prctl(option: int, arg2: int = 0, what: str = "") -> int:
+    return check(
+        LIBC.prctl(ctypes.c_int(option), ctypes.c_ulong(arg2), ctypes.c_ulong(0), ctypes.c_ulong(0), ctypes.c_ulong(0)),
+        "prctl",
+        what,
+    )
+
+
+def set_dumpable(on: bool) -> None:
+    prctl(PR_SET_DUMPABLE, 1 if on else 0, "SET_DUMPABLE")
+
+
+def set_child_subreaper() -> None:
+    prctl(PR_SET_CHILD_SUBREAPER, 1, "SET_CHILD_SUBREAPER")
+
+
+def set_no_new_privs() -> None:
+    prctl(PR_SET_NO_NEW_PRIVS, 1, "SET_NO_NEW_PRIVS")
+
+
+def set_pdeathsig(sig: int) -> None:
+    prctl(PR_SET_PDEATHSIG, sig, "SET_PDEATHSIG")
+
+
+def unshare(flags: int) -> None:
+    check(LIBC.unshare(ctypes.c_int(flags)), "unshare", hex(flags))
+
+
+def setns(fd: int, nstype: int, detail: str = "") -> None:
+    check(LIBC.setns(ctypes.c_int(fd), ctypes.c_int(nstype)), "setns", detail)
+
+
+def sethostname(name: str) -> None:
+    b = name.encode()
+    check(LIBC.sethostname(b, ctypes.c_size_t(len(b))), "sethostname", name)
+
+
+def setdomainname(name: str) -> None:
+    b = name.encode()
+    check(LIBC.setdomainname(b, ctypes.c_size_t(len(b))), "setdomainname", name)
+
+
+def close_from(lowfd: int) -> None:
+    """Close every fd >= lowfd (close_range; falls back to /proc/self/fd)."""
+    try:
+        # -1 is ~0U for the kernel: up to the last possible fd.
+        syscall(SYS_CLOSE_RANGE, lowfd, -1, 0, name="close_range")
+    except KernelError:
+        for name in os.listdir("/proc/self/fd"):
+            fd = int(name)
+            if fd >= lowfd:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+
+
+def stat_fields(pid: int) -> list[str] | None:
+    """/proc/<pid>/stat split after the comm field (index 0 = state), or None if gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    return data[data.rindex(b")") + 2 :].decode().split()
+
+
+def start_time(pid: int) -> int | None:
+    f = stat_fields(pid)
+    return int(f[19]) if f else None
+
+
+def is_alive(pid: int, started: int | None) -> bool:
+    """True when pid runs (not a zombie) and is the same process (same start time)."""
+    f = stat_fields(pid)
+    if not f or f[0] in ("Z", "X", "x"):
+        return False
+    return started is None or int(f[19]) == started

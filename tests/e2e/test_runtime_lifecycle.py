@@ -1,0 +1,298 @@
+"""hako-runtime's lifecycle driven through the console script, checked against the kernel."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+from tests.fixtures_runtime import (
+    Runtime,
+    alive,
+    cg_path,
+    cgroup_dirs,
+    edit_config,
+    ns_inode,
+    proc_status,
+    set_config,
+)
+
+
+def wait_for(cond, timeout: float = 10.0) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def test_run_foreground_prints_and_exits_with_code(rt: Runtime, bundle: Path) -> None:
+    set_config(bundle, "r1", ["sh", "-c", "echo host=$(hostname) pid=$$; exit 7"])
+    p = rt("run", "--bundle", str(bundle), "r1", check=False)
+    assert p.returncode == 7, p.stderr
+    assert p.stdout.decode().strip() == "host=hako pid=1"
+    assert rt.ids() == []
+    assert cgroup_dirs(cg_path("r1")) == []
+
+
+def test_create_start_state_kill_delete(rt: Runtime, rbundle: Path) -> None:
+    pidfile = rt.tmp / "init.pid"
+    rt.create("c1", rbundle, "--pid-file", str(pidfile))
+    assert rt.output("c1") == ""  # create prints nothing on stdout
+    st = rt.state("c1")
+    assert st["status"] == "created"
+    assert st["id"] == "c1" and st["bundle"] == str(rbundle)
+    assert st["rootfs"] == str(rbundle / "rootfs")
+    assert st["created"].endswith("Z") and st["ociVersion"].startswith("1.")
+    pid = st["pid"]
+    assert pidfile.read_text() == str(pid)  # no newline
+    # namespaces: new ones for every type in the config, none for user
+    for name in ("pid", "net", "ipc", "uts", "mnt", "cgroup"):
+        assert ns_inode(pid, name) != ns_inode("self", name), name
+    assert ns_inode(pid, "user") == ns_inode("self", "user")
+    # init is blocked before exec: still our interpreter, and not dumpable by the container
+    assert "python" in Path(f"/proc/{pid}/cmdline").read_bytes().decode()
+    # cgroup: init sits in the configured cgroup of every v1 hierarchy
+    assert any(str(pid) in (d / "cgroup.procs").read_text().split() for d in cgroup_dirs(cg_path("c1")))
+    rt("start", "c1")
+    assert wait_for(lambda: Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"sleep"))
+    assert rt.state("c1")["status"] == "running"
+    status = proc_status(pid)
+    # runc's default: CAP_AUDIT_WRITE, CAP_KILL, CAP_NET_BIND_SERVICE = bits 29, 5, 10
+    want = hex((1 << 29) | (1 << 5) | (1 << 10))[2:].rjust(16, "0")
+    assert status["CapEff"] == want and status["CapPrm"] == want and status["CapBnd"] == want
+    assert status["CapInh"] == "0" * 16
+    assert status["NoNewPrivs"] == "1"
+    assert status["SigIgn"] == "0" * 16 and status["SigBlk"] == "0" * 16
+    mounts = Path(f"/proc/{pid}/mountinfo").read_text().splitlines()
+    points = [line.split()[4] for line in mounts]
+    assert points[0] == "/" and "/proc" in points and "/dev" in points and "/dev/pts" in points
+    assert " ro," in f" {mounts[0].split()[5]}," or mounts[0].split()[5].startswith("ro")
+    p = rt("delete", "c1", check=False)
+    assert p.returncode == 1 and b"not stopped" in p.stderr
+    assert rt.state("c1")["status"] == "running"  # no effect
+    rt("kill", "c1", "KILL")
+    assert wait_for(lambda: not alive(pid))
+    assert rt.state("c1")["status"] == "stopped"
+    assert rt.state("c1")["pid"] == 0
+    p = rt("kill", "c1", check=False)
+    assert p.returncode == 1 and b"container not running" in p.stderr
+    rt("delete", "c1")
+    assert rt.ids() == []
+    assert cgroup_dirs(cg_path("c1")) == []
+    p = rt("state", "c1", check=False)
+    assert p.returncode == 1 and b"container c1 does not exist" in p.stderr
+
+
+def test_kill_signal_forms(rt: Runtime, bundle: Path) -> None:
+    set_config(bundle, "k1", ["sh", "-c", "trap 'echo got-usr1' USR1; trap 'echo got-term; exit 0' TERM; "
+                                        "while true; do sleep 0.05; done"])
+    rt.create("k1", bundle)
+    rt("start", "k1")
+    pid = rt.state("k1")["pid"]
+    assert wait_for(lambda: proc_status(pid)["SigCgt"] != "0" * 16)
+    rt("kill", "k1", "SIGUSR1")
+    rt("kill", "k1", str(int(signal.SIGUSR1)))
+    assert wait_for(lambda: rt.output("k1").count("got-usr1") == 2)
+    rt("kill", "k1")  # default TERM
+    assert wait_for(lambda: not alive(pid))
+    assert "got-term" in rt.output("k1")
+    p = rt("kill", "k1", "NOPE", check=False)
+    assert p.returncode == 1
+    rt("delete", "k1")
+
+
+def test_delete_force_running_and_unknown(rt: Runtime, rbundle: Path) -> None:
+    rt.create("c1", rbundle)
+    rt("start", "c1")
+    pid = rt.state("c1")["pid"]
+    rt("delete", "--force", "c1")
+    assert not alive(pid)
+    assert rt.ids() == [] and cgroup_dirs(cg_path("c1")) == []
+    assert rt("delete", "--force", "nope").returncode == 0
+    p = rt("delete", "nope", check=False)
+    assert p.returncode == 1 and b"does not exist" in p.stderr
+
+
+def test_delete_created_container_kills_init(rt: Runtime, rbundle: Path) -> None:
+    rt.create("c1", rbundle)
+    pid = rt.state("c1")["pid"]
+    rt("delete", "c1")
+    assert not alive(pid) and rt.ids() == []
+
+
+def test_start_twice_is_an_error(rt: Runtime, rbundle: Path) -> None:
+    rt.create("c1", rbundle)
+    rt("start", "c1")
+    p = rt("start", "c1", check=False)
+    assert p.returncode == 1 and b"running" in p.stderr
+
+
+def test_run_detach_and_list_ps(rt: Runtime, rbundle: Path) -> None:
+    rt.detached("run", "-d", "-b", str(rbundle), "c1", cid="c1")
+    st = rt.state("c1")
+    assert st["status"] == "running"
+    import json
+
+    listed = json.loads(rt("list", "--format", "json").stdout)
+    assert [(c["id"], c["status"], c["pid"]) for c in listed] == [("c1", "running", st["pid"])]
+    assert b"c1" in rt("list").stdout
+    assert json.loads(rt("ps", "--format", "json", "c1").stdout) == [st["pid"]]
+    assert str(st["pid"]).encode() in rt("ps", "c1").stdout
+
+
+def test_flags_in_any_order_and_equals_form(rt: Runtime, rbundle: Path) -> None:
+    pidfile = rt.tmp / "p"
+    rt.detached("create", "c1", f"--bundle={rbundle}", f"--pid-file={pidfile}", cid="c1")
+    assert pidfile.read_text() == str(rt.state("c1")["pid"])
+    rt("delete", "-f", "c1")
+
+
+def test_preserve_fds_passes_exactly_n(rt: Runtime, bundle: Path) -> None:
+    set_config(bundle, "p1", ["sh", "-c", "ls /proc/self/fd | sort -n | tr '\\n' ' '"])
+    r, w = os.pipe()
+    try:
+        out = open(rt.tmp / "p1.out", "wb")  # noqa: SIM115
+        import subprocess
+
+        from tests.fixtures_runtime import RUNTIME
+
+        # fd 3 and 4 exist in the runtime; only fd 3 is passed on
+        p = subprocess.run(
+            [RUNTIME, "--root", str(rt.root), "run", "--preserve-fds", "1", "-b", str(bundle), "p1"],
+            stdout=out, stderr=subprocess.PIPE, pass_fds=(r, w), timeout=30,
+            preexec_fn=lambda: (os.dup2(r, 3), os.dup2(w, 4)),
+        )
+        out.close()
+        assert p.returncode == 0, p.stderr
+        fds = rt.output("p1").split()
+        assert fds == ["0", "1", "2", "3", "4"] or fds == ["0", "1", "2", "3"]
+        # fd 4 is ls's own /proc/self/fd handle if present; fd 4 of the runtime must not be a pipe
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+def test_hostname_domainname_and_env(rt: Runtime, bundle: Path) -> None:
+    set_config(bundle, "h1", ["sh", "-c", "hostname; cat /proc/sys/kernel/domainname; echo $FOO; echo $HOME; pwd"],
+               hostname="box", domainname="example.org")
+    edit_config(bundle, lambda c: (c["process"]["env"].append("FOO=bar"), c["process"].__setitem__("cwd", "/tmp")))
+    p = rt("run", "-b", str(bundle), "h1")
+    assert p.stdout.decode().split() == ["box", "example.org", "bar", "/root", "/tmp"]
+
+
+def test_user_and_groups(rt: Runtime, bundle: Path) -> None:
+    set_config(bundle, "u1", ["sh", "-c", "id -u; id -g; id -G; umask"])
+    edit_config(bundle, lambda c: c["process"].__setitem__(
+        "user", {"uid": 1000, "gid": 1001, "additionalGids": [2000, 2001], "umask": 63}))
+    p = rt("run", "-b", str(bundle), "u1")
+    assert p.stdout.decode().split() == ["1000", "1001", "1001", "2000", "2001", "0077"]
+
+
+def test_user_namespace_with_mappings(rt: Runtime, bundle: Path) -> None:
+    set_config(bundle, "n1", ["sh", "-c", "cat /proc/self/uid_map; id -u"])
+
+    def userns(c: dict) -> None:  # type: ignore[type-arg]
+        c["linux"]["namespaces"].append({"type": "user"})
+        c["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+        c["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+        c["root"]["readonly"] = False
+        c["mounts"] = [m for m in c["mounts"] if m["destination"] not in ("/sys", "/sys/fs/cgroup")]
+
+    edit_config(bundle, userns)
+    # The mapped root (host uid 100000) must be able to reach the rootfs to bind it.
+    for d in (bundle, *bundle.parents):
+        if str(d).startswith("/tmp/"):
+            d.chmod(d.stat().st_mode | 0o711)
+    p = rt("run", "-b", str(bundle), "n1", check=False)
+    assert p.returncode == 0, p.stderr
+    words = p.stdout.decode().split()
+    assert words == ["0", "100000", "65536", "0"]
+
+
+def test_join_existing_namespace_by_path(rt: Runtime, bundle: Path, tmp_path: Path) -> None:
+    set_config(bundle, "j1")
+    rt.create("j1", bundle)
+    rt("start", "j1")
+    pid1 = rt.state("j1")["pid"]
+    b2 = tmp_path / "b2"
+    import shutil
+
+    shutil.copytree(bundle, b2, symlinks=True)
+    set_config(b2, "j2")
+    edit_config(b2, lambda c: c["linux"].__setitem__("namespaces", [
+        {"type": "pid"}, {"type": "mount"}, {"type": "ipc"}, {"type": "uts"}, {"type": "cgroup"},
+        {"type": "network", "path": f"/proc/{pid1}/ns/net"}]))
+    rt.create("j2", b2)
+    pid2 = rt.state("j2")["pid"]
+    assert ns_inode(pid2, "net") == ns_inode(pid1, "net")
+    assert ns_inode(pid2, "uts") != ns_inode(pid1, "uts")
+
+
+def test_time_namespace_offsets(rt: Runtime, bundle: Path) -> None:
+    set_config(bundle, "t1", ["cat", "/proc/uptime"])
+
+    def timens(c: dict) -> None:  # type: ignore[type-arg]
+        c["linux"]["namespaces"].append({"type": "time"})
+        c["linux"]["timeOffsets"] = {"boottime": {"secs": 86400 * 365, "nanosecs": 0}}
+
+    edit_config(bundle, timens)
+    p = rt("run", "-b", str(bundle), "t1")
+    assert float(p.stdout.split()[0]) > 86400 * 365
+
+
+def test_log_json_one_line_per_failure(rt: Runtime, rbundle: Path) -> None:
+    import json
+
+    logf = rt.tmp / "log.json"
+    p = rt("--log", str(logf), "--log-format", "json", "start", "nope", check=False)
+    assert p.returncode == 1
+    assert p.stderr.decode() == "hako-runtime: container nope does not exist\n"
+    lines = logf.read_text().splitlines()
+    assert len(lines) == 1
+    rec = json.loads(lines[0])
+    assert rec["level"] == "error" and "nope does not exist" in rec["msg"]
+    assert rec["time"].endswith("Z") and "T" in rec["time"]
+
+
+def test_root_created_if_missing(rt: Runtime) -> None:
+    assert not rt.root.exists()
+    assert rt("list").returncode == 0
+
+
+def test_hooks_get_state_on_stdin(rt: Runtime, rbundle: Path) -> None:
+    import json
+
+    out = rt.tmp / "hooks"
+    script = rt.tmp / "hook.sh"
+    script.write_text(f"#!/bin/sh\necho \"$1 $(cat)\" >> {out}\n")
+    script.chmod(0o755)
+    noread = rt.tmp / "noread.sh"
+    noread.write_text("#!/bin/sh\nexit 0\n")
+    noread.chmod(0o755)
+
+    def hooks(c: dict) -> None:  # type: ignore[type-arg]
+        c["hooks"] = {
+            stage: [{"path": str(script), "args": ["hook.sh", stage]}, {"path": str(noread)}]
+            for stage in ("prestart", "createRuntime", "poststart", "poststop")
+        }
+
+    edit_config(rbundle, hooks)
+    rt.create("c1", rbundle)
+    rt("start", "c1")
+    rt("delete", "--force", "c1")
+    lines = out.read_text().splitlines()
+    stages = [line.split(" ", 1)[0] for line in lines]
+    assert stages == ["prestart", "createRuntime", "poststart", "poststop"]
+    states = [json.loads(line.split(" ", 1)[1]) for line in lines]
+    assert all(s["id"] == "c1" for s in states)
+    assert states[2]["status"] == "running" and states[3]["status"] == "stopped"
+
+
+def test_failing_hook_fails_create_and_cleans_up(rt: Runtime, rbundle: Path) -> None:
+    edit_config(rbundle, lambda c: c.__setitem__("hooks", {"createRuntime": [{"path": "/bin/false"}]}))
+    p = rt.create("c1", rbundle, check=False)
+    assert p.returncode == 1 and b"createRuntime" in p.stderr
+    assert rt.ids() == [] and cgroup_dirs(cg_path("c1")) == []
