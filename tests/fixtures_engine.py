@@ -94,8 +94,8 @@ def _cleanup(env: HakoEnv) -> None:
 def hako_env(tmp_path_factory: pytest.TempPathFactory, busybox_rootfs: Path, scratch_root: Path) -> Iterator[HakoEnv]:
     root = tmp_path_factory.mktemp("hako-engine")
     parent = f"/hako-test-{os.urandom(4).hex()}"
-    env = dict(os.environ, HAKO_ROOT=str(root), HAKO_CGROUP_PARENT=parent)
-    env.pop("HAKO_RUNTIME", None)
+    # runc by default here (the reference); test_basic_lifecycle_with_each_runtime covers the others.
+    env = dict(os.environ, HAKO_ROOT=str(root), HAKO_CGROUP_PARENT=parent, HAKO_RUNTIME="runc")
     import_busybox(root, busybox_rootfs, scratch_root)
     h = HakoEnv(root, parent, env)
     try:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures_engine import HakoEnv
+from tests.fixtures_engine import HAKO, HakoEnv
 
 
 def wait_for(check, timeout: float = 20.0, what: str = "condition"):  # type: ignore[no-untyped-def]
@@ -187,14 +187,22 @@ def test_parallel_runs_and_sigkilled_monitor(hako_env: HakoEnv) -> None:
 
 
 @pytest.mark.parametrize("runtime", ["/usr/sbin/runc", "crun", "hako-runtime"])
-def test_basic_run_with_each_runtime(hako_env: HakoEnv, runtime: str) -> None:
+def test_basic_lifecycle_with_each_runtime(hako_env: HakoEnv, runtime: str) -> None:
     import shutil
 
-    if "/" not in runtime and not shutil.which(runtime):
+    if "/" not in runtime and not shutil.which(runtime) and not (Path(HAKO).parent / runtime).exists():
         pytest.skip(f"{runtime} not installed")
     p = hako_env.run("run", "--rm", "--runtime", runtime, "busybox", "sh", "-c", "echo pid $$; exit 5")
     if runtime == "crun" and "hybrid" in p.stderr:
         pytest.skip("crun refuses this host's hybrid cgroup layout")
-    if runtime == "hako-runtime" and p.returncode not in (5,):
-        pytest.skip(f"hako-runtime not usable yet: {p.stderr.strip()[-200:]}")
     assert p.returncode == 5 and p.stdout == "pid 1\n", p.stderr
+    name = "rt-" + Path(runtime).name
+    hako_env.run("run", "-d", "--name", name, "--runtime", runtime, "busybox", "sh", "-c",
+                 "trap 'exit 0' TERM; echo up; while true; do sleep 0.1; done", check=True)
+    assert hako_env.out("exec", name, "sh", "-c", "echo $$ $(id -u)").split()[1] == "0"
+    hako_env.run("stop", "-t", "5", name, check=True)
+    state = hako_env.inspect(name)["State"]
+    assert state["Status"] == "exited" and state["ExitCode"] == 0
+    assert hako_env.out("logs", name) == "up"
+    hako_env.run("rm", name, check=True)
+    assert not mounts_under(hako_env.root)

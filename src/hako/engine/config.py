@@ -266,6 +266,19 @@ def capabilities(privileged: bool, add: list[str], drop: list[str]) -> list[str]
     return [c for c in caps if c not in drops]
 
 
+def host_bounding_caps() -> list[str]:
+    """The capabilities this process may hand on (root here may lack some, e.g. CAP_SYS_RESOURCE)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("CapBnd:"):
+                    bits = int(line.split()[1], 16)
+                    return [c for i, c in enumerate(ALL_CAPS) if bits >> i & 1]
+    except OSError:
+        pass
+    return list(ALL_CAPS)
+
+
 # --- image config merge ----------------------------------------------------------------------------
 def health_from(opts: CreateOptions, image_health: dict[str, Any] | None) -> dict[str, Any] | None:
     if opts.no_healthcheck:
@@ -475,6 +488,10 @@ def build_spec(rec: dict[str, Any], rootfs: Path, cdir: Path, volume_path: Any) 
     cfg, host = rec["Config"], rec["HostConfig"]
     privileged = bool(host.get("Privileged"))
     caps = capabilities(privileged, host.get("CapAdd") or [], host.get("CapDrop") or [])
+    if privileged:
+        # "All" capabilities means all that we have ourselves; the runtime cannot grant more.
+        bounding = set(host_bounding_caps())
+        caps = [c for c in caps if c in bounding]
     args = list(cfg.get("Entrypoint") or []) + list(cfg.get("Cmd") or [])
     mounts: list[dict[str, Any]] = [
         {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]},

@@ -36,7 +36,10 @@ def default_runtime() -> str:
     env = os.environ.get("HAKO_RUNTIME")
     if env:
         return env
-    return "runc"
+    try:
+        return resolve_runtime("hako-runtime")
+    except NotFound:
+        return "runc"
 
 
 class RuntimeClient:
