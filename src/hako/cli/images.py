@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from hako.errors import ConfigError, HakoError
+from hako.errors import ConfigError, HakoError, NotFound
 
 
 def _bool(s: str) -> bool:
@@ -132,11 +132,14 @@ def cmd_rmi(args: argparse.Namespace) -> int:
             try:
                 for line in s.remove(ref, force=args.force):
                     print(line)
+            except NotFound as exc:
+                # Like podman: -f makes a missing image a non-error, so scripts can clean up blindly.
+                if not args.force:
+                    print(f"hako: {exc}", file=sys.stderr)
+                    rc = 125
             except HakoError as exc:
                 print(f"hako: {exc}", file=sys.stderr)
-                rc = 125 if not args.force or "in use" in str(exc) else rc
-                if args.force and "not found" in str(exc):
-                    rc = 0
+                rc = 125
     return rc
 
 

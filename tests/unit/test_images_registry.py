@@ -1,0 +1,76 @@
+"""The distribution client against a real docker-registry (no root needed)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+
+from hako.errors import NotFound, RegistryError
+from hako.images import mediatypes as mt
+from hako.images.registry import RegistryClient, is_loopback
+from hako.testing import images as ti
+
+
+def test_is_loopback() -> None:
+    assert is_loopback("127.0.0.1:5000") and is_loopback("localhost") and is_loopback("[::1]:5000")
+    assert not is_loopback("quay.io") and not is_loopback("10.0.0.1:5000")
+
+
+def test_oci_manifest_needs_accept_and_we_send_it(registry: ti.RegistryProcess, tmp_path: Path) -> None:
+    built = ti.build_image([ti.tar_entries([ti.Entry("a", data=b"a")])])
+    ti.push(registry.host, "unit/oci", "v1", built)
+    with RegistryClient(registry.host, root=tmp_path) as c:
+        m = c.get_manifest("unit/oci", "v1")
+        assert m.digest == built.digest and m.media_type == mt.OCI_MANIFEST and m.data == built.manifest
+        assert c.get_manifest("unit/oci", built.digest).data == built.manifest
+        assert c.manifest_exists("unit/oci", "v1") and not c.manifest_exists("unit/oci", "nope")
+        with pytest.raises(NotFound):
+            c.get_manifest("unit/oci", "nope")
+
+
+def test_blob_stream_and_range_resume(registry: ti.RegistryProcess, tmp_path: Path) -> None:
+    data = os.urandom(3 << 20)
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    with RegistryClient(registry.host, root=tmp_path) as c:
+        c.upload_blob("unit/blobs", digest, len(data), lambda: iter([data[:1000], data[1000:]]))
+        assert c.blob_exists("unit/blobs", digest)
+        assert b"".join(c.stream_blob("unit/blobs", digest)) == data
+        assert b"".join(c.stream_blob("unit/blobs", digest, offset=12345)) == data[12345:]
+        with pytest.raises(NotFound):
+            b"".join(c.stream_blob("unit/blobs", "sha256:" + "0" * 64))
+
+
+def test_chunked_upload_and_cross_repo_mount(registry: ti.RegistryProcess, tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from hako.images import registry as regmod
+
+    monkeypatch.setattr(regmod, "UPLOAD_CHUNK", 100_000)  # force several PATCHes
+    data = os.urandom(350_000)
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    with RegistryClient(registry.host, root=tmp_path) as c:
+        c.upload_blob("unit/chunks", digest, len(data), lambda: (data[i:i + 30_000] for i in range(0, len(data), 30_000)))
+        assert b"".join(c.stream_blob("unit/chunks", digest)) == data
+        c.upload_blob("unit/mounted", digest, len(data), lambda: iter(()), mount_from="unit/chunks")
+        assert c.blob_exists("unit/mounted", digest)
+        with pytest.raises(RegistryError, match="differs"):
+            c.upload_blob("unit/bad", digest, len(data) + 1, lambda: iter([data]))
+
+
+def test_manifest_put_needs_exact_content_type(registry: ti.RegistryProcess, tmp_path: Path) -> None:
+    built = ti.build_image([ti.tar_entries([ti.Entry("b", data=b"b")])])
+    ti.push(registry.host, "unit/put", "v0", built)
+    with RegistryClient(registry.host, root=tmp_path) as c:
+        c.put_manifest("unit/put", "v2", built.manifest, built.media_type)
+        assert c.get_manifest("unit/put", "v2").digest == built.digest
+        with pytest.raises(RegistryError, match="MANIFEST_INVALID"):
+            c.put_manifest("unit/put", "v3", built.manifest, mt.DOCKER_MANIFEST)
+
+
+def test_unreachable_registry(tmp_path: Path) -> None:
+    port = ti.free_port()
+    with RegistryClient(f"127.0.0.1:{port}", root=tmp_path) as c:
+        with pytest.raises(RegistryError, match=f"cannot reach registry 127.0.0.1:{port}"):
+            c.ping()
