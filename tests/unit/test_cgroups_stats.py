@@ -8,7 +8,7 @@ from hako.cgroups.stats import UNLIMITED, stats_v1, stats_v2
 def test_v1_stats_shape(tmp_path: Path) -> None:
     files = {
         "cpuacct/cpuacct.usage": "3000\n",
-        "cpuacct/cpuacct.usage_percpu": "1000 2000 \n",
+        "cpuacct/cpuacct.usage_all": "cpu user system\n0 600 400\n1 2000 0\n",
         "cpuacct/cpuacct.stat": "user 3\nsystem 1\n",
         "cpu/cpu.stat": "nr_periods 10\nnr_throttled 4\nthrottled_time 999\n",
         "memory/memory.usage_in_bytes": "4096\n",
@@ -28,6 +28,8 @@ def test_v1_stats_shape(tmp_path: Path) -> None:
     s = stats_v1(dirs)
     assert s["cpu"]["usage"]["total"] == 3000
     assert s["cpu"]["usage"]["percpu"] == [1000, 2000]
+    assert s["cpu"]["usage"]["percpu_user"] == [600, 2000]
+    assert s["cpu"]["usage"]["percpu_kernel"] == [400, 0]
     assert s["cpu"]["usage"]["user"] > s["cpu"]["usage"]["kernel"] > 0
     assert s["cpu"]["throttling"] == {"periods": 10, "throttledPeriods": 4, "throttledTime": 999}
     assert s["memory"]["usage"] == {"limit": 16777216, "usage": 4096, "max": 8192, "failcnt": 2}

@@ -7,11 +7,13 @@ it with ``load_manager`` for pause, update, events, kill and delete.
 
 from __future__ import annotations
 
-from typing import Any
-
 from hako.cgroups.base import CgroupManager
 from hako.cgroups.detect import cgroup_version, host_layout
 from hako.errors import HakoError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at run time
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = [
     "CgroupManager",

@@ -5,13 +5,17 @@ from __future__ import annotations
 
 import errno
 import os
-import signal
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
-from typing import Any
 
 from hako.errors import HakoError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at run time
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from typing import Any
+
+SIGKILL = 9  # signal.SIGKILL without importing signal (and enum) on the start-up path
 
 # How long destroy() waits for exiting processes to leave a cgroup (rmdir answers EBUSY).
 RMDIR_WAIT = 5.0
@@ -130,7 +134,7 @@ def rmdir_tree(top: str, deadline: float) -> None:
                 delay = min(delay * 2, 0.05)
 
 
-def wait_for(check: Any, what: str, timeout: float = FREEZE_WAIT) -> None:
+def wait_for(check: Callable[[], bool], what: str, timeout: float = FREEZE_WAIT) -> None:
     """Poll ``check()`` with a growing pause until it is true; the kernel gives no better
     signal for v1 freezer state changes."""
     deadline = time.monotonic() + timeout
@@ -203,7 +207,7 @@ class CgroupManager(ABC):
     def exists(self) -> bool:
         return os.path.isdir(self.procs_dir())
 
-    def kill_all(self, sig: int = signal.SIGKILL) -> None:
+    def kill_all(self, sig: int = SIGKILL) -> None:
         """Signal every process. Frozen first so nothing forks between listing and signalling."""
         if not self.exists():
             return

@@ -6,9 +6,6 @@ the same hierarchy further down (inside containers, say) show the same files.
 
 from __future__ import annotations
 
-import functools
-from dataclasses import dataclass, field
-
 # Controllers a v1 hierarchy can carry; anything else in the super options is a mount flag.
 V1_CONTROLLERS = frozenset(
     {
@@ -30,20 +27,29 @@ V1_CONTROLLERS = frozenset(
 )
 
 
-@dataclass(frozen=True)
+# Plain classes, not dataclasses: this module is on the runtime's and `stats`' start-up path,
+# and the dataclasses import (inspect, re) costs more than the rest of hako.cgroups.
 class Hierarchy:
     """One mounted cgroup hierarchy: where it is and what it carries."""
 
-    mountpoint: str
-    root: str  # the mount's root inside the hierarchy (not "/" inside a cgroup namespace bind)
-    version: int
-    controllers: tuple[str, ...] = ()  # v1 only, e.g. ("cpu", "cpuacct") or ("name=systemd",)
+    __slots__ = ("mountpoint", "root", "version", "controllers")
+
+    def __init__(self, mountpoint: str, root: str, version: int, controllers: tuple[str, ...] = ()) -> None:
+        self.mountpoint = mountpoint
+        self.root = root  # the mount's root inside the hierarchy (not "/" in a cgroup namespace)
+        self.version = version
+        self.controllers = controllers  # v1 only: ("cpu", "cpuacct") or ("name=systemd",)
+
+    def __repr__(self) -> str:
+        return f"Hierarchy({self.mountpoint!r}, {self.root!r}, {self.version}, {self.controllers!r})"
 
 
-@dataclass(frozen=True)
 class Layout:
-    v1: dict[str, Hierarchy] = field(default_factory=dict)  # controller (or name=x) -> hierarchy
-    unified: Hierarchy | None = None
+    __slots__ = ("v1", "unified")
+
+    def __init__(self, v1: dict[str, Hierarchy] | None = None, unified: Hierarchy | None = None) -> None:
+        self.v1 = v1 or {}  # controller (or name=x) -> hierarchy
+        self.unified = unified
 
     @property
     def kind(self) -> str:
@@ -94,10 +100,15 @@ def parse_mountinfo(text: str) -> Layout:
     return Layout(v1, unified)
 
 
-@functools.cache
+_LAYOUT: Layout | None = None
+
+
 def layout() -> Layout:
-    with open("/proc/self/mountinfo") as f:
-        return parse_mountinfo(f.read())
+    global _LAYOUT
+    if _LAYOUT is None:
+        with open("/proc/self/mountinfo") as f:
+            _LAYOUT = parse_mountinfo(f.read())
+    return _LAYOUT
 
 
 def parse_proc_cgroup(text: str) -> dict[str, str]:

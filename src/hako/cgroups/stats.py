@@ -6,18 +6,29 @@ the engine's ``stats`` samples every container once a second.
 
 from __future__ import annotations
 
-import functools
 import os
-from typing import Any
 
 from hako.cgroups.base import read_int, read_keyed, read_opt
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at run time
+if TYPE_CHECKING:
+    from typing import Any
 
 UNLIMITED = 2**64 - 1
 
 
-@functools.cache
+_SIZES: tuple[str, ...] | None = None
+
+
 def hugepage_sizes() -> tuple[str, ...]:
     """Page sizes as the cgroup files name them ("2MB", "1GB"), from /sys/kernel/mm/hugepages."""
+    global _SIZES
+    if _SIZES is None:
+        _SIZES = _read_hugepage_sizes()
+    return _SIZES
+
+
+def _read_hugepage_sizes() -> tuple[str, ...]:
     out = []
     try:
         names = os.listdir("/sys/kernel/mm/hugepages")
@@ -32,9 +43,14 @@ def hugepage_sizes() -> tuple[str, ...]:
     return tuple(out)
 
 
-@functools.cache
+_CLK_TCK = 0
+
+
 def _clk_tck() -> int:
-    return os.sysconf("SC_CLK_TCK")
+    global _CLK_TCK
+    if not _CLK_TCK:
+        _CLK_TCK = os.sysconf("SC_CLK_TCK")
+    return _CLK_TCK
 
 
 def _entry(d: str, prefix: str) -> dict[str, int]:
@@ -75,8 +91,17 @@ def stats_v1(dirs: dict[str, str], unified: str | None = None) -> dict[str, Any]
     if d:
         usage = out["cpu"]["usage"]
         usage["total"] = read_int(f"{d}/cpuacct.usage")
-        percpu = read_opt(f"{d}/cpuacct.usage_percpu")
-        usage["percpu"] = [int(x) for x in percpu.split()] if percpu else []
+        # usage_all has user and system time per CPU; their sum is usage_percpu's figure.
+        per_user: list[int] = []
+        per_kernel: list[int] = []
+        for line in (read_opt(f"{d}/cpuacct.usage_all") or "").splitlines()[1:]:
+            parts = line.split()
+            if len(parts) == 3:
+                per_user.append(int(parts[1]))
+                per_kernel.append(int(parts[2]))
+        usage["percpu"] = [u + k for u, k in zip(per_user, per_kernel, strict=True)]
+        usage["percpu_kernel"] = per_kernel
+        usage["percpu_user"] = per_user
         ticks = read_keyed(f"{d}/cpuacct.stat")
         ns_per_tick = 1_000_000_000 // _clk_tck()
         usage["kernel"] = ticks.get("system", 0) * ns_per_tick

@@ -5,11 +5,7 @@ from __future__ import annotations
 
 import errno
 import os
-import select
-from collections.abc import Iterator
-from typing import Any
 
-from hako.cgroups import devices_v1
 from hako.cgroups import stats as st
 from hako.cgroups.base import (
     CgroupManager,
@@ -20,8 +16,14 @@ from hako.cgroups.base import (
     wait_for,
     write,
 )
-from hako.cgroups.resources import BlockIO, Cpu, Memory, Resources, parse
 from hako.errors import ConfigError, HakoError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at run time
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import Any
+
+    from hako.cgroups.resources import BlockIO, Cpu, Memory, Resources
 
 # Where the member processes are listed; any hierarchy would do, these are always mounted.
 _PROCS_PREFERENCE = ("pids", "freezer", "memory", "cpu", "devices", "name=systemd")
@@ -120,8 +122,10 @@ class V1Manager(CgroupManager):
     # -- limits -------------------------------------------------------------------------------
 
     def set(self, resources: dict[str, Any], *, path: str = "linux.resources") -> None:
-        r = parse(resources, path)
-        self.set_parsed(r, path)
+        # Imported here: validation (re, dataclasses) is only needed by create and update.
+        from hako.cgroups.resources import parse
+
+        self.set_parsed(parse(resources, path), path)
 
     def set_parsed(self, r: Resources, path: str = "linux.resources") -> None:
         if r.unified:
@@ -160,6 +164,8 @@ class V1Manager(CgroupManager):
                 o = "max" if lim.hca_objects is None else str(lim.hca_objects)
                 write(f"{d}/rdma.max", f"{dev} hca_handle={hh} hca_object={o}", f"{path}.rdma.{dev}")
         if r.devices is not None:
+            from hako.cgroups import devices_v1
+
             d = self.dir("devices", f"{path}.devices")
             for fname, line in devices_v1.writes(r.devices):
                 write(f"{d}/{fname}", line, f"{path}.devices")
@@ -355,6 +361,8 @@ class V1Manager(CgroupManager):
         if not self.has("memory") or not hasattr(os, "eventfd"):
             yield from super().events(interval)
             return
+        import select
+
         d = self.dir("memory")
         efd = os.eventfd(0, os.EFD_CLOEXEC)
         ofd = os.open(f"{d}/memory.oom_control", os.O_RDONLY | os.O_CLOEXEC)

@@ -3,12 +3,7 @@
 from __future__ import annotations
 
 import os
-import select
-import signal
-from collections.abc import Iterator
-from typing import Any
 
-from hako.cgroups import bpf_devices
 from hako.cgroups import stats as st
 from hako.cgroups.base import (
     CgroupManager,
@@ -19,17 +14,14 @@ from hako.cgroups.base import (
     wait_for,
     write,
 )
-from hako.cgroups.resources import (
-    BlockIO,
-    Cpu,
-    Memory,
-    Resources,
-    blkio_to_io_weight,
-    parse,
-    shares_to_weight,
-    swap_v2,
-)
 from hako.errors import ConfigError, HakoError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at run time
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from typing import Any
+
+    from hako.cgroups.resources import BlockIO, Cpu, Memory, Resources
 
 
 class V2Manager(CgroupManager):
@@ -96,6 +88,9 @@ class V2Manager(CgroupManager):
     # -- limits -------------------------------------------------------------------------------
 
     def set(self, resources: dict[str, Any], *, path: str = "linux.resources") -> None:
+        # Imported here: validation (re, dataclasses) is only needed by create and update.
+        from hako.cgroups.resources import parse
+
         self.set_parsed(parse(resources, path), path)
 
     def set_parsed(self, r: Resources, path: str = "linux.resources") -> None:
@@ -130,6 +125,8 @@ class V2Manager(CgroupManager):
                     )
                 write(f"{d}/{key}", val, f"{path}.unified.{key}")
         if r.devices is not None:
+            from hako.cgroups import bpf_devices  # ctypes: only when devices are set
+
             bpf_devices.attach(d, r.devices)
 
     def _set_cpu(self, c: Cpu, path: str) -> None:
@@ -137,6 +134,8 @@ class V2Manager(CgroupManager):
         if c.realtime_runtime or c.realtime_period:
             raise HakoError(f"{p}.realtimeRuntime/realtimePeriod: cgroup v2 has no realtime CPU limits")
         if c.shares:
+            from hako.cgroups.resources import shares_to_weight
+
             write(f"{d}/cpu.weight", str(shares_to_weight(c.shares)), f"{p}.shares")
         if c.quota or c.period:
             quota = str(c.quota) if c.quota and c.quota > 0 else "max"
@@ -161,6 +160,8 @@ class V2Manager(CgroupManager):
             raise HakoError(f"{p}.swappiness: cgroup v2 has no per-cgroup swappiness")
         if m.use_hierarchy is False:
             raise HakoError(f"{p}.useHierarchy: cgroup v2 is always hierarchical")
+        from hako.cgroups.resources import swap_v2
+
         try:
             swap = swap_v2(m.limit, m.swap)
         except ConfigError as e:
@@ -181,6 +182,8 @@ class V2Manager(CgroupManager):
 
     def _set_io(self, b: BlockIO, path: str) -> None:
         p, d = f"{path}.blockIO", self.path
+        from hako.cgroups.resources import blkio_to_io_weight
+
         bfq = os.path.exists(f"{d}/io.bfq.weight")
         if b.leaf_weight or any(wd.leaf_weight for wd in b.weight_device or []):
             raise HakoError(f"{p}.leafWeight: cgroup v2 has no leaf weights")
@@ -222,9 +225,9 @@ class V2Manager(CgroupManager):
         s = read_opt(f"{self.path}/cgroup.freeze")
         return s is not None and s.strip() == "1"
 
-    def kill_all(self, sig: int = signal.SIGKILL) -> None:
+    def kill_all(self, sig: int = 9) -> None:
         # cgroup.kill (5.14+) kills the whole subtree atomically, forks included.
-        if sig == signal.SIGKILL and os.path.exists(f"{self.path}/cgroup.kill"):
+        if sig == 9 and os.path.exists(f"{self.path}/cgroup.kill"):
             write(f"{self.path}/cgroup.kill", "1", "kill")
             return
         super().kill_all(sig)
@@ -243,6 +246,8 @@ class V2Manager(CgroupManager):
         if not os.path.exists(path):
             yield from super().events(interval)
             return
+        import select
+
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         try:
             poller = select.poll()
