@@ -178,3 +178,18 @@ def test_podman_loads_our_docker_archive(tmp_path: Path, test_images: ImageSet) 
         subprocess.run([*base, "system", "reset", "-f"], capture_output=True, timeout=120)
         shutil.rmtree(proot, ignore_errors=True)
         shutil.rmtree(prun, ignore_errors=True)
+
+
+def test_save_to_pipe_load_from_stdin_and_history(tmp_path: Path, test_images: ImageSet) -> None:
+    root, other = tmp_path / "root", tmp_path / "other"
+    ref = test_images.ref("layered:latest")
+    hako(root, "pull", "-q", ref)
+    save = subprocess.Popen([HAKO, "--root", str(root), "save", ref], stdout=subprocess.PIPE)
+    load = subprocess.run([HAKO, "--root", str(other), "load"], stdin=save.stdout, capture_output=True, text=True,
+                          timeout=120)
+    assert save.wait(timeout=60) == 0 and load.returncode == 0, load.stderr
+    assert load.stdout.strip() == f"Loaded image: {ref}"
+    hist = hako(other, "history", ref).stdout.splitlines()
+    assert hist[0].split()[:2] == ["IMAGE", "CREATED"] and len(hist) == 1 + 4
+    assert hako(other, "image", "exists", ref).returncode == 0
+    assert hako(other, "image", "exists", "nope:1", ok=False).returncode == 1

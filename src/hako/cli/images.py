@@ -190,24 +190,80 @@ def _go_format(fmt: str, obj: dict[str, Any]) -> str:
 
 
 def cmd_save(args: argparse.Namespace) -> int:
-    if not args.output:
-        raise ConfigError("-o", "give an output file with -o FILE (refusing to write a tar to a terminal)")
+    import shutil
+    import tempfile
+
     with _store(args) as s:
-        s.save(args.images, Path(args.output), args.format)
+        if args.output:
+            s.save(args.images, Path(args.output), args.format)
+            return 0
+        if sys.stdout.isatty():
+            raise ConfigError("-o", "give an output file with -o FILE (refusing to write a tar to a terminal)")
+        with tempfile.TemporaryDirectory(dir=s.content.tmp_dir) as d:
+            out = Path(d) / "archive.tar"
+            s.save(args.images, out, args.format)
+            with open(out, "rb") as f:
+                shutil.copyfileobj(f, sys.stdout.buffer, 1 << 20)
+            sys.stdout.flush()
     return 0
 
 
 def cmd_load(args: argparse.Namespace) -> int:
-    if not args.input:
-        raise ConfigError("-i", "give an archive with -i FILE")
-    with _store(args) as s:
-        images = s.load(Path(args.input))
-        for img in images:
-            from hako.images.inspection import familiar
+    import shutil
+    import tempfile
 
+    from hako.images.inspection import familiar
+
+    with _store(args) as s:
+        if args.input:
+            images = s.load(Path(args.input))
+        else:
+            if sys.stdin.isatty():
+                raise ConfigError("-i", "give an archive with -i FILE or on stdin")
+            with tempfile.TemporaryDirectory(dir=s.content.tmp_dir) as d:
+                tmp = Path(d) / "archive.tar"
+                with open(tmp, "wb") as f:
+                    shutil.copyfileobj(sys.stdin.buffer, f, 1 << 20)
+                images = s.load(tmp)
+        for img in images:
             names = ", ".join(familiar(t) for t in img.repo_tags) or img.id
             print(f"Loaded image: {names}")
     return 0
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from hako.images.progress import human
+
+    with _store(args) as s:
+        img = s.get(args.image)
+        sizes = []
+        for chain in img.chain_ids:
+            row = s.db.layer(chain)
+            sizes.append(row.size if row else 0)
+    history = img.config.get("history") or [{"created_by": ""} for _ in img.layers]
+    rows = []
+    layer = 0
+    for h in history:
+        size = 0
+        if not h.get("empty_layer") and layer < len(sizes):
+            size = sizes[layer]
+            layer += 1
+        rows.append((h.get("created", ""), str(h.get("created_by", "")), size, str(h.get("comment", ""))))
+    rows.reverse()
+    if args.format == "json":
+        print(json.dumps([{"Created": c, "CreatedBy": b, "Size": n, "Comment": m} for c, b, n, m in rows], indent=2))
+        return 0
+    print(f"{'IMAGE':14} {'CREATED':20} {'CREATED BY':45} {'SIZE':10} COMMENT")
+    for i, (c, b, n, m) in enumerate(rows):
+        ident = img.id[7:19] if i == 0 else "<missing>"
+        by = b if args.no_trunc or len(b) <= 45 else b[:42] + "..."
+        print(f"{ident:14} {_ago(c):20} {by:45} {human(n):10} {m}".rstrip())
+    return 0
+
+
+def cmd_exists(args: argparse.Namespace) -> int:
+    with _store(args) as s:
+        return 0 if s.exists(args.image) else 1
 
 
 def cmd_import(args: argparse.Namespace) -> int:
@@ -405,6 +461,15 @@ def register(subparsers: Any) -> None:
     p.add_argument("-f", "--format")
     p.add_argument("images", nargs="+")
     p.set_defaults(func=cmd_inspect)
+    for parent, name in ((subparsers, "history"), (isp, "history")):
+        p = parent.add_parser(name, help="show the history of an image")
+        p.add_argument("--format", help="json")
+        p.add_argument("--no-trunc", action="store_true")
+        p.add_argument("image")
+        p.set_defaults(func=cmd_history)
+    p = isp.add_parser("exists", help="exit 0 if the image exists, 1 if not")
+    p.add_argument("image")
+    p.set_defaults(func=cmd_exists)
     p = isp.add_parser("untag", help="remove names from an image")
     p.add_argument("names", nargs="+")
     p.set_defaults(func=cmd_untag)

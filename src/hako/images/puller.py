@@ -276,6 +276,11 @@ def pull(store: ImageStore, ref_str: str, *, platform: str | None = None, tls_ve
                     progress.message(f"Layer {chain[:19]} already present")
 
             def source(job: LayerJob) -> Iterator[bytes]:
+                # A blob we hold already (its snapshot was removed) is unpacked from disk.
+                if job.unpack and store.content.has(job.desc.digest):
+                    from hako.images.importer import file_chunks
+
+                    return file_chunks(store.content.path(job.desc.digest))
                 return client.stream_blob(ref.repository, job.desc.digest)
 
             sizes = run_jobs(store, jobs, source, progress, new_layers, new_blobs)
