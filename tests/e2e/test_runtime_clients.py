@@ -45,6 +45,23 @@ PODMAN_CAPS = [
     "CAP_MKNOD", "CAP_NET_BIND_SERVICE", "CAP_NET_RAW", "CAP_SETFCAP", "CAP_SETGID", "CAP_SETPCAP",
     "CAP_SETUID", "CAP_SYS_CHROOT",
 ]  # fmt: skip
+# Gaps of hako-runtime against the client contract, known and reported; xfail (not strict) so
+# a fix shows up as XPASS. Keyed by test name, or "name[param]" for one parametrization.
+_DEVICES_GAP = (
+    "device cgroup: runc always allows null/zero/full/random/urandom/tty/console/ptmx/pts/tun after "
+    "the spec's rules (hako.cgroups.resources.DEFAULT_ALLOWED_DEVICES); create does not add them, so "
+    "open(/dev/ptmx) and open(/dev/null) fail with EPERM under podman's deny-all config"
+)
+KNOWN_HAKO_GAPS: dict[str, str] = {
+    "test_create_terminal_console_socket": _DEVICES_GAP,
+    "test_exec_tty_console_socket": _DEVICES_GAP,
+    "test_kill_all": _DEVICES_GAP + " (sh's `sleep &` opens /dev/null)",
+    "test_delete_force_of_shared_pidns_kills_everything": _DEVICES_GAP + " (sh's `sleep &` opens /dev/null)",
+    "test_create_failure_one_json_error_line[not-executable]": (
+        "create does not check that process.args[0] is executable (runc fails create with "
+        "'permission denied', which podman maps to exit 126)"
+    ),
+}
 _MISSING = re.compile(r"not implemented|invalid choice|unknown command|no such command", re.I)
 
 
@@ -211,8 +228,27 @@ def _read(path: Path) -> str:
         return "<no file>"
 
 
+def _mark_known_gap(request: pytest.FixtureRequest, runtime: Path) -> None:
+    if runtime == RUNC:
+        return
+    node = request.node
+    name = getattr(node, "originalname", node.name)
+    # node.name is e.g. "test_x[hako-not-executable]": the id without the runtime part
+    param_id = node.name[len(name) :].strip("[]").split("-", 1)[1:] if "[" in node.name else []
+    for key in (name, *(f"{name}[{p}]" for p in param_id)):
+        if key in KNOWN_HAKO_GAPS:
+            node.add_marker(pytest.mark.xfail(reason=KNOWN_HAKO_GAPS[key], strict=False))
+
+
 @pytest.fixture
-def lab(container_runtime: Path, tmp_path: Path, bundle: Path, busybox_rootfs: Path) -> Iterator[Lab]:
+def lab(
+    request: pytest.FixtureRequest,
+    container_runtime: Path,
+    tmp_path: Path,
+    bundle: Path,
+    busybox_rootfs: Path,
+) -> Iterator[Lab]:
+    _mark_known_gap(request, container_runtime)
     lab = Lab(container_runtime, tmp_path, bundle, busybox_rootfs)
     try:
         yield lab
