@@ -93,6 +93,21 @@ def open_cgroup(spec: Spec, cid: str, systemd: bool) -> Any:
     return opener(spec.linux.cgroups_path, cid, systemd=systemd)
 
 
+def effective_resources(spec: Spec) -> dict[str, Any]:
+    """The spec's resources plus, like runc, the devices every container may use and those
+    listed in linux.devices (appended after the spec's rules, so a deny-all still lets them)."""
+    from hako.cgroups.resources import default_device_rules_json
+
+    res = dict(spec.linux.resources)
+    devices = list(res.get("devices") or [])
+    devices.extend(default_device_rules_json())
+    for d in spec.linux.devices:
+        if d.type in ("c", "b"):
+            devices.append({"allow": True, "type": d.type, "major": d.major, "minor": d.minor, "access": "rwm"})
+    res["devices"] = devices
+    return res
+
+
 def _init_child(
     spec: Spec,
     rootfs: str,
@@ -212,8 +227,7 @@ def create(cid: str, opts: CreateOptions, *, subreaper: bool = False) -> tuple[C
         cgm = open_cgroup(spec, cid, opts.systemd_cgroup)
         if cgm is not None:
             cgm.create()
-            if spec.linux.resources:
-                cgm.set(spec.linux.resources)
+            cgm.set(effective_resources(spec))
         log.phase("cgroups")
         plan = ns_plan(spec)
         from hako.runtime.process import preload
