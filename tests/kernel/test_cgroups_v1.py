@@ -191,6 +191,32 @@ def test_freeze_stops_a_busy_loop_and_thaw_resumes_it(mgr: CgroupManager, procs:
     wait_until(lambda: utime(p.pid) > t0, "the loop to run again")
 
 
+def test_default_devices_keep_dev_null_usable(mgr: CgroupManager, procs: list[Proc]) -> None:
+    from hako.cgroups.resources import with_default_devices
+
+    mgr.set(with_default_devices({"devices": [{"allow": False, "access": "rwm"}]}))
+    p = start(procs, mgr, """
+import os
+for path in ("/dev/null", "/dev/zero", "/dev/urandom", "/dev/tty0"):
+    try:
+        os.close(os.open(path, os.O_RDWR | os.O_NOCTTY))
+        print("ok")
+    except OSError as e:
+        print(e.errno)
+""")
+    p.go()
+    assert p.out().split() == ["ok", "ok", "ok", "1"]
+
+
+def test_kill_all_keeps_a_paused_cgroup_paused(mgr: CgroupManager, procs: list[Proc]) -> None:
+    p = start(procs, mgr, "import time; time.sleep(60)")
+    mgr.freeze()
+    mgr.kill_all(signal.SIGTERM)
+    assert mgr.is_frozen()
+    mgr.thaw()
+    assert p.p.wait(10) == -signal.SIGTERM
+
+
 def test_update_changes_the_limit_live(mgr: CgroupManager, procs: list[Proc]) -> None:
     mgr.set({"memory": {"limit": 64 << 20}})
     p = start(procs, mgr, "x = bytearray(8 << 20)\nprint('ok', flush=True)\nimport time; time.sleep(60)")

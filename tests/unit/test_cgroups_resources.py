@@ -107,3 +107,19 @@ def test_device_rule_lines_and_defaults() -> None:
     rules = default_device_rules_json()
     assert len(rules) == len(DEFAULT_ALLOWED_DEVICES)
     assert parse({"devices": rules}).devices == list(DEFAULT_ALLOWED_DEVICES)
+
+
+def test_with_default_devices_appends_node_rules_then_defaults() -> None:
+    from hako.cgroups.resources import with_default_devices
+
+    spec = {"memory": {"limit": 5}, "devices": [{"allow": False, "access": "rwm"}]}
+    out = with_default_devices(spec, [("c", 10, 229), ("p", 0, 0), ("b", 8, 0)])
+    assert spec["devices"] == [{"allow": False, "access": "rwm"}]  # the input is not changed
+    assert out["memory"] == {"limit": 5}
+    rules = parse(out).devices
+    assert rules is not None
+    assert rules[0] == DeviceRule(False, "a")
+    assert rules[1] == DeviceRule(True, "c", 10, 229, "rwm")
+    assert rules[2] == DeviceRule(True, "b", 8, 0, "rwm")
+    assert rules[3:] == list(DEFAULT_ALLOWED_DEVICES)
+    assert with_default_devices(None)["devices"] == default_device_rules_json()

@@ -208,9 +208,12 @@ class CgroupManager(ABC):
         return os.path.isdir(self.procs_dir())
 
     def kill_all(self, sig: int = SIGKILL) -> None:
-        """Signal every process. Frozen first so nothing forks between listing and signalling."""
+        """Signal every process. Frozen first so nothing forks between listing and signalling;
+        a cgroup that was frozen (a paused container) stays frozen, unless the signal is
+        SIGKILL, which frozen v1 tasks only act on once thawed."""
         if not self.exists():
             return
+        was_frozen = self.is_frozen()
         self.freeze()
         try:
             for pid in self.pids():
@@ -219,7 +222,8 @@ class CgroupManager(ABC):
                 except ProcessLookupError:
                     pass
         finally:
-            self.thaw()
+            if not was_frozen or sig == SIGKILL:
+                self.thaw()
 
     def destroy(self) -> None:
         deadline = time.monotonic() + RMDIR_WAIT

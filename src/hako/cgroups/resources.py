@@ -8,6 +8,7 @@ The drivers (v1.py, v2.py) turn these objects into file writes.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -421,3 +422,22 @@ def default_device_rules_json() -> list[dict[str, Any]]:
         {"allow": r.allow, "type": r.type, "major": r.major, "minor": r.minor, "access": r.access}
         for r in DEFAULT_ALLOWED_DEVICES
     ]
+
+
+def with_default_devices(
+    resources: dict[str, Any] | None, device_nodes: Iterable[tuple[str, int, int]] = ()
+) -> dict[str, Any]:
+    """A copy of ``linux.resources`` whose device rules are what a container runtime applies:
+    the spec's rules, then an allow rule for each device node it creates from
+    ``linux.devices`` (type "c"/"b"/"u", major, minor; fifos need none), then
+    DEFAULT_ALLOWED_DEVICES, in runc's order. Without this a spec's usual leading
+    ``{"allow": false, "access": "rwm"}`` makes /dev/null unusable in the container."""
+    out = dict(resources or {})
+    rules = list(out.get("devices") or [])
+    for typ, major, minor in device_nodes:
+        if typ in ("c", "u", "b"):
+            rules.append({"allow": True, "type": "b" if typ == "b" else "c", "major": major, "minor": minor,
+                          "access": "rwm"})
+    rules.extend(default_device_rules_json())
+    out["devices"] = rules
+    return out
