@@ -265,3 +265,11 @@ def test_concurrent_pulls_of_one_image(tmp_path: Path, test_images: ImageSet) ->
     assert all(d.is_dir() for d in store.layer_dirs(img))
     assert not list(store.content.tmp_dir.iterdir())
     store.close()
+
+
+def test_platform_mismatch_of_single_manifest(image_store: ImageStore, test_images: ImageSet) -> None:
+    from hako.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="is linux/amd64, not linux/arm64"):
+        image_store.pull(test_images.ref("busybox:latest"), platform="linux/arm64", quiet=True)
+    assert image_store.pull(test_images.ref("busybox:latest"), platform="linux/amd64", quiet=True)

@@ -15,7 +15,7 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from hako.errors import HakoError, RegistryError
+from hako.errors import ConfigError, HakoError, RegistryError
 from hako.images import mediatypes as mt
 from hako.images import progress as progmod
 from hako.images.manifest import (
@@ -25,6 +25,7 @@ from hako.images.manifest import (
     Platform,
     chain_ids,
     config_diff_ids,
+    normalize_arch,
     parse_manifest,
     select_platform,
 )
@@ -152,6 +153,12 @@ def resolve(store: ImageStore, client: Any, ref: Reference, platform: str | None
         config = json.loads(cdata)
     except ValueError:
         raise RegistryError(f"config {cdesc.digest}: not JSON") from None
+    if platform and mdigest == top.digest:
+        # A single-platform image: refuse a mismatch rather than run the wrong architecture.
+        want = Platform.parse(platform)
+        have = Platform(str(config.get("os", "")), normalize_arch(str(config.get("architecture", ""))))
+        if (have.os, have.architecture) != (want.os, want.architecture):
+            raise ConfigError("--platform", f"image {ref} is {have}, not {want}")
     return Resolved(top.digest, mdigest, parsed, config, cdesc.digest)
 
 
