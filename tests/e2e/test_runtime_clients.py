@@ -737,3 +737,60 @@ def test_debug_keeps_log_json_and_times_phases(lab: Lab) -> None:
         assert {"level", "msg", "time"} <= set(entry) and RFC3339.match(entry["time"]), entry
     if lab.is_hako:
         assert re.search(r"phase \S+: [\d.]+ ms", res.stderr), f"no phase timings: {res.stderr!r}"
+
+
+# ---------------------------------------------------------------- less common paths clients take
+
+
+def test_kill_and_delete_of_created_container(lab: Lab) -> None:
+    """A failed start, or rm of a never-started container: signal and delete in state `created`."""
+    cid, bundle, _ = lab.bundle(["sleep", "1000"])
+    lab.create(cid, bundle)
+    pid = lab.pid(cid)
+    res = lab.call("kill", cid, "KILL")
+    assert res.returncode == 0, str(res)
+    assert wait_until(lambda: not pid_alive(pid))
+    assert lab.state(cid)["status"] == "stopped"
+    cid2, bundle2, _ = lab.bundle(["sleep", "1000"])
+    lab.create(cid2, bundle2)
+    pid2 = lab.pid(cid2)
+    res = lab.call("delete", cid2)
+    assert res.returncode == 0, f"runc deletes a created container without --force: {res}"
+    assert wait_until(lambda: not pid_alive(pid2))
+
+
+def test_kill_default_signal_is_term(lab: Lab) -> None:
+    cid, bundle, _ = lab.run_detached(
+        ["sh", "-c", "trap 'touch /got; exit 0' TERM; touch /ready; while :; do sleep 0.05; done"]
+    )
+    assert wait_until(lambda: (bundle / "rootfs/ready").exists())
+    res = lab.call("kill", cid)
+    assert res.returncode == 0, str(res)
+    assert wait_until(lambda: (bundle / "rootfs/got").exists()), "kill without a signal must send SIGTERM"
+
+
+def test_exec_detach_of_a_process_that_exits_at_once(lab: Lab) -> None:
+    """`podman exec d1 hostname`: the process may be gone before the runtime writes the pid file."""
+    cid, _, _ = lab.run_detached(["sleep", "1000"])
+    proc = lab.tmp / "process.json"
+    proc.write_text(json.dumps(_exec_process(["true"])))
+    pid_file = lab.tmp / "exec.pid"
+    res = lab.call(
+        "exec", "--process", str(proc), "--detach", "--pid-file", str(pid_file), cid, env=ENV_CREATE
+    )
+    assert res.returncode == 0, str(res)
+    assert pid_file.read_text().strip().isdigit()
+
+
+def test_parallel_creates_share_one_root(lab: Lab) -> None:
+    """podman starts containers in parallel, all in the runtime's one default root."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    bundles = [lab.bundle(["sleep", "1000"])[:2] for _ in range(3)]
+    with ThreadPoolExecutor(3) as pool:
+        results = list(pool.map(lambda cb: lab.create(cb[0], cb[1], check=False), bundles))
+    assert all(r.returncode == 0 for r in results), "\n".join(map(str, results))
+    listed = lab.call("list", "--format", "json")
+    if listed.returncode == 0 and listed.stdout.strip():
+        ids = {c["id"] for c in listed.json() or []}
+        assert {cid for cid, _ in bundles} <= ids, listed.stdout
