@@ -74,3 +74,77 @@ def test_unreachable_registry(tmp_path: Path) -> None:
     with RegistryClient(f"127.0.0.1:{port}", root=tmp_path) as c:
         with pytest.raises(RegistryError, match=f"cannot reach registry 127.0.0.1:{port}"):
             c.ping()
+
+
+def _mock(monkeypatch: pytest.MonkeyPatch, handler: object) -> list[str]:
+    """Serve the client from ``handler`` (faults a real registry will not produce on demand)."""
+    import httpx
+
+    seen: list[str] = []
+
+    def wrapped(req: httpx.Request) -> httpx.Response:
+        seen.append(f"{req.method} {req.url}")
+        return handler(req)  # type: ignore[operator]
+
+    def make(self: RegistryClient, verify: bool) -> httpx.Client:
+        return httpx.Client(transport=httpx.MockTransport(wrapped), follow_redirects=True)
+
+    monkeypatch.setattr(RegistryClient, "_make_client", make)
+    monkeypatch.setattr("hako.images.registry.time.sleep", lambda s: None)
+    return seen
+
+
+def test_retries_transient_errors(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import httpx
+
+    calls = {"n": 0}
+
+    def handler(req: httpx.Request) -> httpx.Response:
+        if req.url.path == "/v2/":
+            return httpx.Response(200)
+        calls["n"] += 1
+        return httpx.Response(503) if calls["n"] < 3 else httpx.Response(200, stream=httpx.ByteStream(b"ok"))
+
+    _mock(monkeypatch, handler)
+    with RegistryClient("127.0.0.1:1", root=tmp_path) as c:
+        assert b"".join(c.stream_blob("r", "sha256:" + "0" * 64)) == b"ok"
+    assert calls["n"] == 3
+
+
+def test_insecure_registry_tries_https_then_http(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import httpx
+
+    def handler(req: httpx.Request) -> httpx.Response:
+        if req.url.scheme == "https":
+            raise httpx.ConnectError("no TLS here", request=req)
+        return httpx.Response(200)
+
+    seen = _mock(monkeypatch, handler)
+    with RegistryClient("registry.example:5000", root=tmp_path, tls_verify=False) as c:
+        c.ping()
+    assert seen[0].startswith("GET https://registry.example:5000/v2/")
+    assert seen[-1] == "GET http://registry.example:5000/v2/"
+    seen.clear()
+    with RegistryClient("registry.example:5000", root=tmp_path) as c:
+        with pytest.raises(RegistryError, match="cannot reach"):
+            c.ping()
+    assert all(s.startswith("GET https://") for s in seen)
+
+
+def test_redirected_blob_download(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import httpx
+
+    def handler(req: httpx.Request) -> httpx.Response:
+        if req.url.path == "/v2/":
+            return httpx.Response(401, headers={"WWW-Authenticate": 'Basic realm="x"'})
+        if req.url.host == "cdn.example":
+            assert "authorization" not in req.headers  # credentials never follow a redirect elsewhere
+            return httpx.Response(200, stream=httpx.ByteStream(b"blob"))
+        assert req.headers["authorization"].startswith("Basic ")
+        return httpx.Response(307, headers={"Location": "https://cdn.example/b?sig=1"})
+
+    from hako.images.auth import Credentials
+
+    _mock(monkeypatch, handler)
+    with RegistryClient("127.0.0.1:1", root=tmp_path, credentials=Credentials("u", "p")) as c:
+        assert b"".join(c.stream_blob("r", "sha256:" + "0" * 64)) == b"blob"
