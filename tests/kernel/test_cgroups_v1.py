@@ -219,6 +219,8 @@ def test_kill_all_keeps_a_paused_cgroup_paused(mgr: CgroupManager, procs: list[P
 
 def test_update_changes_the_limit_live(mgr: CgroupManager, procs: list[Proc]) -> None:
     mgr.set({"memory": {"limit": 64 << 20}})
+    mem_dir = next(d for d in mgr.dirs() if "/memory/" in d)
+    assert int(Path(mem_dir, "memory.memsw.limit_in_bytes").read_text()) > 1 << 62  # swap untouched
     p = start(procs, mgr, "x = bytearray(8 << 20)\nprint('ok', flush=True)\nimport time; time.sleep(60)")
     p.go()
     assert p.p.stdout and p.p.stdout.readline() == b"ok\n"
@@ -228,6 +230,12 @@ def test_update_changes_the_limit_live(mgr: CgroupManager, procs: list[Proc]) ->
     mgr.update({"pids": {"limit": 9}})
     assert int(Path(mem_dir, "memory.limit_in_bytes").read_text()) == 48 << 20
     assert mgr.stats()["pids"]["limit"] == 9
+    # No swap before (memsw == limit): raising or lowering the limit alone keeps it that way.
+    mgr.update({"memory": {"limit": 64 << 20, "swap": 64 << 20}})
+    mgr.update({"memory": {"limit": 96 << 20}})
+    assert int(Path(mem_dir, "memory.memsw.limit_in_bytes").read_text()) == 96 << 20
+    mgr.update({"memory": {"limit": 40 << 20}})
+    assert int(Path(mem_dir, "memory.memsw.limit_in_bytes").read_text()) == 40 << 20
     with pytest.raises(HakoError, match="below the current usage"):
         mgr.update({"memory": {"limit": 4096, "checkBeforeUpdate": True}})
 

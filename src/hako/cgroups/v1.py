@@ -228,6 +228,13 @@ class V1Manager(CgroupManager):
         # Unlimited memory without a swap setting means unlimited swap too.
         if limit == -1 and swap is None:
             swap = -1
+        elif limit and limit > 0 and swap is None:
+            # A cgroup without swap (memsw == limit) keeps none when only the limit changes;
+            # raising the limit alone would otherwise hit memsw and fail with EINVAL.
+            lim_now = read_int(f"{d}/memory.limit_in_bytes")
+            sw_now = read_int(f"{d}/memory.memsw.limit_in_bytes", default=-2)
+            if sw_now == lim_now and lim_now < 1 << 62:  # both "unlimited" is not "no swap"
+                swap = limit
         if limit and m.check_before_update and limit > 0:
             usage = read_int(f"{d}/memory.usage_in_bytes")
             if usage > limit:
