@@ -287,3 +287,33 @@ def test_deep_paths(tmp_path: Path) -> None:
     assert (tmp_path / deep / "f").read_bytes() == b"deep"
     with pytest.raises(UnsafeLayerError, match="deeper than"):
         apply([E("/".join(["d"] * 500) + "/f", data=b"")], tmp_path)
+
+
+@pytest.mark.parametrize("fmt", ["gnu", "posix", "ustar", "v7", "oldgnu"])
+def test_archives_made_by_gnu_tar(tmp_path: Path, fmt: str) -> None:
+    """Headers as GNU tar writes them (GNU magic, per-file PAX atime/ctime, V7) parse alike."""
+    import subprocess
+
+    src = tmp_path / "src"
+    (src / "dir/sub").mkdir(parents=True)
+    (src / "dir/file").write_bytes(os.urandom(10000))
+    (src / "dir/sub/empty").write_bytes(b"")
+    os.symlink("../file", src / "dir/sub/link")
+    os.link(src / "dir/file", src / "dir/hard")
+    long = "n" * 90 if fmt in ("ustar", "v7") else "n" * 150
+    (src / "dir" / long).write_text("long")
+    (src / "dir/file").chmod(0o751)
+    archive = tmp_path / "a.tar"
+    subprocess.run(["tar", f"--format={fmt}", "-cf", str(archive), "-C", str(src), "dir"], check=True)
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    with open(archive, "rb") as f:
+        stats = apply_layer(f, dest, overlay_whiteouts=False)
+    assert stats.hardlinks == 1 and stats.symlinks == 1
+    assert (dest / "dir/file").read_bytes() == (src / "dir/file").read_bytes()
+    assert (dest / "dir/file").stat().st_mode & 0o7777 == 0o751
+    assert (dest / "dir/file").stat().st_mtime_ns // 10**9 == (src / "dir/file").stat().st_mtime_ns // 10**9
+    assert os.stat(dest / "dir/hard").st_ino == os.stat(dest / "dir/file").st_ino
+    assert os.readlink(dest / "dir/sub/link") == "../file"
+    assert (dest / "dir" / long).read_text() == "long"
+    assert sorted(os.listdir(dest / "dir")) == sorted(os.listdir(src / "dir"))

@@ -307,7 +307,8 @@ class _HeaderReader:
             _HEADER.unpack(buf)
         )
         try:
-            if _octal(chksum) != 256 + sum(buf[:148]) + sum(buf[156:]):
+            # the checksum field itself counts as eight spaces
+            if _octal(chksum) != sum(buf) - sum(chksum) + 256:
                 return None
             m = _Member()
             m.mode = _octal(mode)
@@ -315,8 +316,11 @@ class _HeaderReader:
             m.gid = _octal(gid)
             m.size = _octal(size)
             m.mtime = _octal(mtime)
-            m.devmajor = _octal(major)
-            m.devminor = _octal(minor)
+            if kind in (_CHR, _BLK):
+                m.devmajor = _octal(major)
+                m.devminor = _octal(minor)
+            else:
+                m.devmajor = m.devminor = 0
         except ValueError:
             return None  # base-256 numbers and the like: tarfile knows them
         n = name.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
