@@ -9,6 +9,7 @@ def test_v1_stats_shape(tmp_path: Path) -> None:
     files = {
         "cpuacct/cpuacct.usage": "3000\n",
         "cpuacct/cpuacct.usage_all": "cpu user system\n0 600 400\n1 2000 0\n",
+        "cpuacct/cpuacct.usage_percpu": "1000 2000 \n",
         "cpuacct/cpuacct.stat": "user 3\nsystem 1\n",
         "cpu/cpu.stat": "nr_periods 10\nnr_throttled 4\nthrottled_time 999\n",
         "memory/memory.usage_in_bytes": "4096\n",

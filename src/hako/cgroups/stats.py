@@ -91,7 +91,8 @@ def stats_v1(dirs: dict[str, str], unified: str | None = None) -> dict[str, Any]
     if d:
         usage = out["cpu"]["usage"]
         usage["total"] = read_int(f"{d}/cpuacct.usage")
-        # usage_all has user and system time per CPU; their sum is usage_percpu's figure.
+        # usage_all splits each CPU's time into user and system, but from tick samples; the
+        # precise per-CPU totals are usage_percpu's.
         per_user: list[int] = []
         per_kernel: list[int] = []
         for line in (read_opt(f"{d}/cpuacct.usage_all") or "").splitlines()[1:]:
@@ -99,7 +100,8 @@ def stats_v1(dirs: dict[str, str], unified: str | None = None) -> dict[str, Any]
             if len(parts) == 3:
                 per_user.append(int(parts[1]))
                 per_kernel.append(int(parts[2]))
-        usage["percpu"] = [u + k for u, k in zip(per_user, per_kernel, strict=True)]
+        percpu = read_opt(f"{d}/cpuacct.usage_percpu")
+        usage["percpu"] = [int(x) for x in percpu.split()] if percpu else []
         usage["percpu_kernel"] = per_kernel
         usage["percpu_user"] = per_user
         ticks = read_keyed(f"{d}/cpuacct.stat")
