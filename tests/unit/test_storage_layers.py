@@ -317,3 +317,10 @@ def test_archives_made_by_gnu_tar(tmp_path: Path, fmt: str) -> None:
     assert os.readlink(dest / "dir/sub/link") == "../file"
     assert (dest / "dir" / long).read_text() == "long"
     assert sorted(os.listdir(dest / "dir")) == sorted(os.listdir(src / "dir"))
+
+
+def test_destination_must_be_a_directory(tmp_path: Path) -> None:
+    from hako.errors import HakoError
+
+    with pytest.raises(HakoError, match="missing"):
+        apply_layer(OneWay(tar_bytes([E("a")])), tmp_path / "missing")

@@ -389,7 +389,10 @@ class _Extractor:
         self.root = _is_root()
         self.umask = _current_umask()
         self.stats = LayerStats()
-        self.root_fd = os.open(dest, _O_DIR)
+        try:
+            self.root_fd = os.open(dest, _O_DIR)
+        except OSError as e:
+            raise HakoError(f"{dest}: cannot unpack a layer here: {e.strerror}") from e
         self.dirs: OrderedDict[str, int] = OrderedDict()
         self.dirs[""] = self.root_fd
         # Paths this layer created, explicitly or as implicit parents: never whited out by it.
@@ -402,7 +405,11 @@ class _Extractor:
         self.implicit: set[str] = set()
         if overlay:
             for lower in lowers:
-                self.lower_fds.append(os.open(lower, _O_DIR))
+                try:
+                    self.lower_fds.append(os.open(lower, _O_DIR))
+                except OSError as e:
+                    self.close()
+                    raise HakoError(f"{lower}: lower layer not readable: {e.strerror}") from e
 
     def close(self) -> None:
         for fd in self.dirs.values():
