@@ -148,3 +148,14 @@ def test_python_api(tmp_path: Path, rootfs_tar: Path) -> None:
     assert hako.images.inspect("api:2", root=root)["RepoTags"] == ["api:1", "api:2"]
     hako.images.remove("api:1", root=root)
     assert hako.images.remove("api:2", root=root)[-1] == f"Deleted: {img.id}"
+
+
+def test_prune_removes_orphan_layers(image_store: ImageStore, rootfs_tar: Path) -> None:
+    img = image_store.import_tarball(rootfs_tar, "kept")
+    orphan = "sha256:" + "e" * 64  # as if a killed pull had committed it before recording
+    with image_store.snapshotter.new_layer(orphan) as d:
+        (d / "f").write_text("x")
+    assert image_store.snapshotter.has_layer(orphan)
+    assert f"Deleted layer: {orphan}" in image_store.prune()
+    assert not image_store.snapshotter.has_layer(orphan)
+    assert image_store.layer_dirs(img)[0].is_dir()
