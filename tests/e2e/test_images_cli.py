@@ -105,6 +105,9 @@ def test_pull_killed_mid_layer_leaves_consistent_store(tmp_path: Path, registry:
                     and len(built.blobs[d]) > 1 << 20)
     assert not (root / "blobs/sha256" / big_blob[7:]).exists()
     assert hako(root, "images", "-q").stdout == ""
+    assert list((root / "blobs/tmp").iterdir())  # the partial blob, under a temp name only
+    hako(root, "image", "prune")
+    assert not list((root / "blobs/tmp").iterdir())
     # A re-pull (straight from the registry) completes and the big file is whole.
     direct = f"{registry.host}/hako-test/killme:latest"
     image_id = hako(root, "pull", "-q", direct).stdout.strip()
