@@ -288,7 +288,8 @@ def _load_oci(store: ImageStore, ar: _Archive) -> list[str]:
     for desc in index.manifests:
         name = desc.annotations.get(CONTAINERD_NAME) or desc.annotations.get(REF_NAME) or ""
         tags = []
-        if name and "/" in name:
+        # A bare tag ("latest", as skopeo writes for oci:DIR:latest) names no repository.
+        if name and ("/" in name or ":" in name):
             try:
                 tags = [str(parse(name))]
             except InvalidReference:
