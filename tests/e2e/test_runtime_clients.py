@@ -794,3 +794,80 @@ def test_parallel_creates_share_one_root(lab: Lab) -> None:
     if listed.returncode == 0 and listed.stdout.strip():
         ids = {c["id"] for c in listed.json() or []}
         assert {cid for cid, _ in bundles} <= ids, listed.stdout
+
+
+# ---------------------------------------------------------------- Kubernetes pod shape (CRI)
+
+
+def test_cri_pod_sandbox_and_app_container(lab: Lab) -> None:
+    """What containerd's CRI plugin asks for a pod: a sandbox holding net/ipc/uts, an app container
+    joining them by path under the pod's cgroup, per-container oomScoreAdj, a pod-level sysctl
+    and kubelet's bind-mounted /etc/hosts."""
+    pod = f"pod{secrets.token_hex(3)}"
+    sid, sbundle, scfg = lab.bundle(["sleep", "1000"], sysctl={"net.ipv4.ip_unprivileged_port_start": "0"})
+    scfg["linux"]["cgroupsPath"] = f"/{CG_PARENT}/{pod}/{sid}"
+    scfg["process"]["oomScoreAdj"] = 100  # kubelet uses -998; lowering needs CAP_SYS_RESOURCE, absent here
+    scfg["hostname"] = "pod-host"
+    scfg["annotations"] = {"io.kubernetes.cri.container-type": "sandbox", "io.kubernetes.cri.sandbox-id": sid}
+    write_config(sbundle, scfg)
+    lab.create(sid, sbundle, out=lab.tmp / "sandbox.out")
+    lab.start(sid)
+    spid = lab.pid(sid)
+
+    hosts = lab.tmp / "etc-hosts"
+    hosts.write_text("127.0.0.1 localhost\n10.0.0.7 pod-host # kubelet\n")
+    script = "cat /proc/sys/net/ipv4/ip_unprivileged_port_start /etc/hosts > /report; hostname >> /report; exec sleep 1000"
+    joined = [
+        {"type": t, "path": f"/proc/{spid}/ns/{f}"}
+        for t, f in (("network", "net"), ("ipc", "ipc"), ("uts", "uts"))
+    ]
+    aid, abundle, acfg = lab.bundle(
+        ["sh", "-c", script], namespaces=[{"type": "pid"}, {"type": "mount"}, {"type": "cgroup"}, *joined]
+    )
+    acfg["linux"]["cgroupsPath"] = f"/{CG_PARENT}/{pod}/{aid}"
+    del acfg["hostname"]  # CRI names only the sandbox; the app shares its uts namespace
+    acfg["linux"]["resources"]["memory"] = {"limit": 67108864}
+    acfg["process"]["oomScoreAdj"] = 1000
+    acfg["mounts"].append(
+        {
+            "destination": "/etc/hosts",
+            "type": "bind",
+            "source": str(hosts),
+            "options": ["rbind", "rprivate", "rw"],
+        }
+    )
+    acfg["annotations"] = {
+        "io.kubernetes.cri.container-type": "container",
+        "io.kubernetes.cri.sandbox-id": sid,
+    }
+    write_config(abundle, acfg)
+    lab.create(aid, abundle, out=lab.tmp / "app.out")
+    lab.start(aid)
+    apid = lab.pid(aid)
+    assert wait_until(lambda: _cmdline(apid).startswith(b"sleep")), _read(lab.tmp / "app.out")
+    for ns in ("net", "ipc", "uts"):
+        assert os.readlink(f"/proc/{apid}/ns/{ns}") == os.readlink(f"/proc/{spid}/ns/{ns}"), ns
+    assert os.readlink(f"/proc/{apid}/ns/pid") != os.readlink(f"/proc/{spid}/ns/pid")
+    assert Path(f"/proc/{apid}/oom_score_adj").read_text().strip() == "1000"
+    assert Path(f"/proc/{spid}/oom_score_adj").read_text().strip() == "100"
+    report = (abundle / "rootfs/report").read_text().split("\n")
+    assert report[0] == "0", f"pod sysctl not visible in the joined netns: {report}"
+    assert "10.0.0.7 pod-host # kubelet" in report and "pod-host" in report, report
+    mem = cgroup_path("memory", f"{CG_PARENT}/{pod}/{aid}") / "memory.limit_in_bytes"
+    assert mem.read_text().strip() == "67108864"
+    # CRI stops the app, then the sandbox; both deletes must leave the pod cgroup removable.
+    for cid in (aid, sid):
+        assert lab.call("kill", cid, "9").returncode == 0
+        lab.wait_stopped(cid)
+        assert lab.call("delete", cid).returncode == 0
+    assert wait_until(lambda: _rmdir_ok(cgroup_path("memory", f"{CG_PARENT}/{pod}")))
+
+
+def _rmdir_ok(path: Path) -> bool:
+    try:
+        path.rmdir()
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    return True
