@@ -86,7 +86,10 @@ def utime(pid: int) -> int:
 
 
 def test_layout_is_reported() -> None:
+    from hako.cgroups import available_controllers
+
     assert host_layout() in ("v1", "hybrid")
+    assert {"memory", "pids", "freezer"} <= set(available_controllers())
 
 
 def test_create_apply_joins_every_hierarchy(mgr: CgroupManager, procs: list[Proc], cgroup_path: str) -> None:
@@ -102,7 +105,8 @@ def test_memory_hog_is_oom_killed_and_counted(mgr: CgroupManager, procs: list[Pr
     mgr.set({"memory": {"limit": 32 << 20, "swap": 32 << 20}})
     before = mgr.oom_kill_count()
     events: list[dict[str, object]] = []
-    watcher = threading.Thread(target=lambda: events.append(next(iter(mgr.events(interval=0.2)))), daemon=True)
+    stream = mgr.events(interval=0.2)  # registered with the kernel before it returns
+    watcher = threading.Thread(target=lambda: events.append(next(stream)), daemon=True)
     watcher.start()
     p = start(procs, mgr, "x = bytearray(256 << 20)\nprint('survived')")
     p.go()

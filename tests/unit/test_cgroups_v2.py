@@ -117,3 +117,12 @@ def test_state_files_and_round_trip(fake) -> None:  # type: ignore[no-untyped-de
     assert m.is_frozen()
     m2 = load_manager(m.save())
     assert isinstance(m2, V2Manager) and m2.path == m.path and m2.version == 2
+
+
+def test_events_counts_oom_kills_after_the_call(fake) -> None:  # type: ignore[no-untyped-def]
+    m, root, _ = fake
+    (root / "parent/c/memory.events").write_text("oom 0\noom_kill 1\n")
+    stream = m.events(interval=0.01)
+    (root / "parent/c/memory.events").write_text("oom 2\noom_kill 3\n")
+    assert [next(stream), next(stream)] == [{"type": "oom"}, {"type": "oom"}]
+    stream.close()  # type: ignore[attr-defined]

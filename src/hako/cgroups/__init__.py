@@ -8,7 +8,7 @@ it with ``load_manager`` for pause, update, events, kill and delete.
 from __future__ import annotations
 
 from hako.cgroups.base import CgroupManager
-from hako.cgroups.detect import cgroup_version, host_layout
+from hako.cgroups.detect import available_controllers, cgroup_version, host_layout
 from hako.errors import HakoError
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at run time
@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CgroupManager",
+    "available_controllers",
     "cgroup_version",
     "host_layout",
     "load_manager",

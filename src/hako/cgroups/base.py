@@ -191,9 +191,12 @@ class CgroupManager(ABC):
     def save(self) -> dict[str, Any]: ...
 
     def events(self, interval: float = 5.0) -> Iterator[dict[str, Any]]:
-        """OOM notifications as {"type": "oom"}; drivers override with a kernel notification.
-        The fallback polls the oom_kill counter every ``interval`` seconds."""
-        last = self.oom_kill_count()
+        """OOM notifications as {"type": "oom"}, until the cgroup is removed; drivers override
+        with a kernel notification. The fallback polls the oom_kill counter every ``interval``
+        seconds."""
+        return self._poll_oom(self.oom_kill_count(), interval)
+
+    def _poll_oom(self, last: int, interval: float) -> Iterator[dict[str, Any]]:
         while self.exists():
             time.sleep(interval)
             now = self.oom_kill_count()

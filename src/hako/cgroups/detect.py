@@ -140,3 +140,17 @@ def host_layout() -> str:
 def cgroup_version() -> int:
     """The version the container drivers use: 2 only on a pure unified host."""
     return 2 if layout().kind == "v2" else 1
+
+
+def available_controllers() -> list[str]:
+    """Controllers containers can use on this host (v1 mounts, or the v2 root's list), for
+    the engine's ``info``."""
+    lay = layout()
+    if lay.kind == "v2":
+        assert lay.unified is not None
+        try:
+            with open(f"{lay.unified.mountpoint}/cgroup.controllers") as f:
+                return f.read().split()
+        except OSError:
+            return []
+    return sorted(c for c in lay.v1 if not c.startswith("name="))

@@ -364,17 +364,27 @@ class V1Manager(CgroupManager):
         return st.stats_v1(self._by_ctrl, self.unified[1] if self.unified else None)
 
     def events(self, interval: float = 5.0) -> Iterator[dict[str, Any]]:
-        """OOM notifications through an eventfd registered on memory.oom_control."""
-        if not self.has("memory") or not hasattr(os, "eventfd"):
-            yield from super().events(interval)
-            return
-        import select
+        """OOM notifications through an eventfd registered on memory.oom_control.
 
+        Registered before this returns (not at the first next()), so an OOM that happens
+        right after the call is not missed."""
+        if not self.has("memory") or not hasattr(os, "eventfd"):
+            return super().events(interval)
         d = self.dir("memory")
         efd = os.eventfd(0, os.EFD_CLOEXEC)
         ofd = os.open(f"{d}/memory.oom_control", os.O_RDONLY | os.O_CLOEXEC)
         try:
             write(f"{d}/cgroup.event_control", f"{efd} {ofd}", "OOM notifications")
+        except BaseException:
+            os.close(ofd)
+            os.close(efd)
+            raise
+        return self._oom_eventfd(efd, ofd, interval)
+
+    def _oom_eventfd(self, efd: int, ofd: int, interval: float) -> Iterator[dict[str, Any]]:
+        import select
+
+        try:
             poller = select.poll()
             poller.register(efd, select.POLLIN)
             while True:

@@ -241,34 +241,40 @@ class V2Manager(CgroupManager):
         return st.stats_v2(self.path)
 
     def events(self, interval: float = 5.0) -> Iterator[dict[str, Any]]:
-        """OOM kills, woken by the kernel's file-modified notification on memory.events."""
+        """OOM kills, woken by the kernel's file-modified notification on memory.events.
+
+        The file is opened and the counter read before this returns, so a kill right after
+        the call is counted."""
         path = f"{self.path}/memory.events"
         if not os.path.exists(path):
-            yield from super().events(interval)
-            return
+            return super().events(interval)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        return self._oom_poll(fd, self._oom_kills(fd), interval)
+
+    @staticmethod
+    def _oom_kills(fd: int) -> int:
+        # Reading through the polled fd re-arms its notification.
+        for line in os.pread(fd, 4096, 0).decode().splitlines():
+            k, _, v = line.partition(" ")
+            if k == "oom_kill":
+                return int(v)
+        return 0
+
+    def _oom_poll(self, fd: int, last: int, interval: float) -> Iterator[dict[str, Any]]:
         import select
 
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         try:
             poller = select.poll()
             poller.register(fd, select.POLLPRI)
-            last = self.oom_kill_count()
             while self.exists():
                 poller.poll(int(interval * 1000))
-                # Reading through the polled fd re-arms its notification.
                 try:
-                    text = os.pread(fd, 4096, 0).decode()
+                    now = self._oom_kills(fd)
                 except OSError:
                     return
-                now = 0
-                for line in text.splitlines():
-                    k, _, v = line.partition(" ")
-                    if k == "oom_kill":
-                        now = int(v)
-                if now > last:
-                    for _ in range(now - last):
-                        yield {"type": "oom"}
-                    last = now
+                for _ in range(now - last):
+                    yield {"type": "oom"}
+                last = max(last, now)
         finally:
             os.close(fd)
 
