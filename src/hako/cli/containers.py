@@ -474,7 +474,8 @@ def cmd_exec(args: argparse.Namespace) -> int:
     argv = [argv[0], "--log", str(log), "--log-format", "json", *argv[1:]]
     try:
         stdin = None if args.interactive else subprocess.DEVNULL
-        code = subprocess.run(argv, stdin=stdin).returncode
+        out = subprocess.DEVNULL if args.detach else None
+        code = subprocess.run(argv, stdin=stdin, stdout=out, stderr=out).returncode
         if code != 0 and log.exists():
             for line in reversed(log.read_text(errors="replace").splitlines()):
                 try:

@@ -351,6 +351,8 @@ def host_config(opts: CreateOptions, runtime: str, cgroup_parent: str) -> dict[s
             raise ConfigError("security-opt", f"unsupported option {so!r}")
     if opts.network not in ("none", "host", "bridge", "default"):
         raise ConfigError("network", f"network {opts.network!r}: only none and host exist for now")
+    if opts.rm and parse_restart(opts.restart)["Name"] != "no":
+        raise ConfigError("restart", "conflicting options: --restart and --rm")
     swap = opts.memory_swap
     if opts.memory and swap is None:
         swap = opts.memory * 2

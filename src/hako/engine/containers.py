@@ -245,7 +245,7 @@ class Engine:
                 (cdir / "bundle" / "config.json").write_text(json.dumps(spec, indent=1))
             (cdir / "stopping").unlink(missing_ok=True)
             (cdir / "paused").unlink(missing_ok=True)
-            self._write_monitor_spec(rec, autoremove=rec["HostConfig"]["AutoRemove"] and not attach)
+            self._write_monitor_spec(rec, autoremove=rec["HostConfig"]["AutoRemove"])
             ours: socket.socket | None = None
             theirs: socket.socket | None = None
             if attach:

@@ -167,6 +167,9 @@ class Monitor:
                               self.spec.get("log_max_files", 1))
         self.clients: dict[int, _socket.socket] = {}
         self.client_buf: dict[int, bytes] = {}
+        # The attached command that started us removes a --rm container itself, if it is still there.
+        self.owner_fd = client_fd
+        self.owner_has_exit = False
         if client_fd >= 0:
             c = _socket.socket(fileno=client_fd)
             self.clients[c.fileno()] = c
@@ -227,7 +230,9 @@ class Monitor:
             try:
                 _, status = os.waitpid(pid, 0)
             except ChildProcessError:
-                return self.runtime_children.pop(pid, None) or 255
+                # Reaped by the main loop's waitpid(-1), which parked its status (0 is a status too).
+                code = self.runtime_children.pop(pid, None)
+                return 255 if code is None else code
             except InterruptedError:
                 continue
             return os.waitstatus_to_exitcode(status)
@@ -369,15 +374,21 @@ class Monitor:
         os.close(fd)
 
     # --- clients -----------------------------------------------------------------------------
-    def broadcast(self, kind: int, data: bytes) -> None:
+    def broadcast(self, kind: int, data: bytes) -> bool:
+        """Send to every client; whether the owner (the command that started us attached) got it."""
         frame = HEADER.pack(kind, len(data)) + data
+        owner_got = False
         for fd, c in list(self.clients.items()):
             try:
                 c.sendall(frame)
+                owner_got = owner_got or fd == self.owner_fd
             except OSError:
                 self.drop_client(fd)
+        return owner_got
 
     def drop_client(self, fd: int) -> None:
+        if fd == self.owner_fd:
+            self.owner_fd = -1
         c = self.clients.pop(fd, None)
         self.client_buf.pop(fd, None)
         try:
@@ -514,7 +525,7 @@ class Monitor:
             self.save(status="exited", exit_code=code, error=msg, finished_at=now_rfc3339(), pid=0)
             self.report({"ok": False, "error": msg, "code": code})
             self.broadcast(FAIL, msg.encode())
-            self.broadcast(EXIT, str(code).encode())
+            self.owner_has_exit = self.broadcast(EXIT, str(code).encode())
             self.run_runtime("delete", "--force", self.id)
             return code
         self.started_mono = time.monotonic()
@@ -586,7 +597,7 @@ class Monitor:
         if h:
             h["Status"] = "unhealthy" if h.get("Status") == "unhealthy" else h.get("Status", "starting")
         self.save(status="exited", pid=0, exit_code=code, oom_killed=oom, finished_at=now_rfc3339())
-        self.broadcast(EXIT, str(code).encode())
+        self.owner_has_exit = self.broadcast(EXIT, str(code).encode())
         return code
 
     def oom_killed(self) -> bool:
@@ -666,7 +677,7 @@ class Monitor:
                 self.save(status="exited")
                 break
         self.save(monitor_pid=0)
-        if self.spec.get("autoremove"):
+        if self.spec.get("autoremove") and not self.owner_has_exit:
             self.autoremove()
         for fd in list(self.clients):
             self.drop_client(fd)
