@@ -166,7 +166,7 @@ def layered_scenario() -> list[list[E]]:
         E("opt/dangling", "symlink", link="/does/not/exist"),
         E("opt/dir-link", "symlink", link="app"),
         E("opt/setuid-bin", data=busybox[:4096], mode=0o4755),
-        E("opt/setgid-dir", "dir", mode=0o2775),
+        E("opt/setgid-dir", "dir", mode=0o2775, gid=50),
         E("opt/owned-by-1000.txt", data=b"mine\n", mode=0o640, uid=1000, gid=1000),
         E("home", "dir"),
         E("home/user", "dir", mode=0o750, uid=1000, gid=1000),
@@ -182,6 +182,7 @@ def layered_scenario() -> list[list[E]]:
     top = [
         E("opt/.wh.rel-link"),
         E("opt/setgid-dir/inherit.txt", data=b"in setgid dir", gid=50),
+        E("opt/setgid-dir/root-owned.txt", data=b"0:0 in a setgid dir"),
         E("opt/app", "dir", mode=0o700),
         E("opt/app/config.txt", data=b"version=3\n", mode=0o600),
     ]

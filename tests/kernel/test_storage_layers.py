@@ -128,6 +128,8 @@ def test_merged_tree(trees: dict[str, dict[str, tuple[object, ...]]], how: str) 
     assert mode("/opt/setuid-bin") == "0o4755"
     assert mode("/opt/setgid-dir") == "0o2775"
     assert t["/opt/setgid-dir/inherit.txt"][2:4] == (0, 50)
+    assert t["/opt/setgid-dir/root-owned.txt"][2:4] == (0, 0)  # not the setgid dir's group
+    assert t["/opt/setgid-dir"][3] == 50
     assert t["/opt/owned-by-1000.txt"][1:4] == ("0o640", 1000, 1000)
     assert t["/home/user"][1:4] == ("0o750", 1000, 1000)
     assert t["/opt/xattr.txt"][8] == (("user.hako", b"test-value"),)

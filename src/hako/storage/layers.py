@@ -395,6 +395,10 @@ class _Extractor:
             raise HakoError(f"{dest}: cannot unpack a layer here: {e.strerror}") from e
         self.dirs: OrderedDict[str, int] = OrderedDict()
         self.dirs[""] = self.root_fd
+        self.sgid_dirs: set[str] = set()
+        self._note_sgid("", os.fstat(self.root_fd).st_mode)
+        # Files we create belong to us; chown is needed only for other owners (or in setgid dirs).
+        self.owner_is_root = self.root and os.getegid() == 0
         # Paths this layer created, explicitly or as implicit parents: never whited out by it.
         self.mine: set[str] = {""}
         # Overlay mode: whiteout devices this layer made (a re-created dir there is opaque).
@@ -507,12 +511,20 @@ class _Extractor:
             os.setxattr(fd, OPAQUE_XATTR, b"y")
         return fd
 
+    def _note_sgid(self, path: str, mode: int) -> None:
+        # New files take a setgid directory's group: only there must a 0:0 file be chowned.
+        if mode & stat.S_ISGID:
+            self.sgid_dirs.add(path)
+        else:
+            self.sgid_dirs.discard(path)
+
     def _cache(self, path: str, fd: int) -> None:
         dirs = self.dirs
         old = dirs.pop(path, None)
         if old is not None and old != fd:
             os.close(old)
         dirs[path] = fd
+        self._note_sgid(path, os.fstat(fd).st_mode)
         if len(dirs) > _DIR_CACHE:
             for victim in list(dirs)[: len(dirs) - _DIR_CACHE]:
                 if victim == "":
@@ -585,18 +597,19 @@ class _Extractor:
             raise UnsafeLayerError(m.name, "a file cannot replace the layer root")
         pfd = self.dir_fd(parent)
         assert pfd is not None
+        perm = m.mode & 0o777
         try:
-            fd = os.open(name, _O_NEWFILE, 0o600, dir_fd=pfd)
+            fd = os.open(name, _O_NEWFILE, perm, dir_fd=pfd)
         except FileExistsError:
             self._replace(pfd, path, name)
-            fd = os.open(name, _O_NEWFILE, 0o600, dir_fd=pfd)
+            fd = os.open(name, _O_NEWFILE, perm, dir_fd=pfd)
         try:
             size = m.size
             if size:
                 got = self.src.copy_to_fd(fd, size)
                 if got != size:
                     raise LayerError(m.name, f"tar ends inside the file ({got} of {size} bytes)")
-            self._meta_fd(fd, m)
+            self._meta_fd(fd, m, parent)
         finally:
             os.close(fd)
         self.mine.add(path)
@@ -607,12 +620,12 @@ class _Extractor:
         self._remove(pfd, path, name)
         self.whited.discard(path)
 
-    def _meta_fd(self, fd: int, m: _Member) -> None:
-        if self.root:
+    def _meta_fd(self, fd: int, m: _Member, parent: str) -> None:
+        if self.root and (m.uid or m.gid or not self.owner_is_root or parent in self.sgid_dirs):
             os.fchown(fd, m.uid, m.gid)
         mode = m.mode & 0o7777
         # chown clears setuid/setgid, so the mode goes after it; skip it when open() got it right.
-        if self.root or mode != (0o600 & ~self.umask):
+        if mode != (mode & 0o777 & ~self.umask):
             os.fchmod(fd, mode)
         if m.pax_headers:
             self._xattrs_fd(fd, m)
@@ -661,6 +674,7 @@ class _Extractor:
         if self.root:
             os.fchown(fd, m.uid, m.gid)
         os.fchmod(fd, m.mode & 0o7777)
+        self._note_sgid(path, m.mode)
         if m.pax_headers:
             self._xattrs_fd(fd, m)
         self.mine.add(path)
