@@ -126,3 +126,15 @@ def test_events_counts_oom_kills_after_the_call(fake) -> None:  # type: ignore[n
     (root / "parent/c/memory.events").write_text("oom 2\noom_kill 3\n")
     assert [next(stream), next(stream)] == [{"type": "oom"}, {"type": "oom"}]
     stream.close()  # type: ignore[attr-defined]
+
+
+def test_a_freeze_that_never_settles_is_undone(fake, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    import hako.cgroups.base as base
+    import hako.cgroups.v2 as v2
+
+    m, root, _ = fake
+    (root / "parent/c/cgroup.events").write_text("populated 1\nfrozen 0\n")
+    monkeypatch.setattr(v2, "wait_for", lambda check, what: base.wait_for(check, what, timeout=0.05))
+    with pytest.raises(HakoError, match="timed out"):
+        m.freeze()
+    assert (root / "parent/c/cgroup.freeze").read_text() == "0"

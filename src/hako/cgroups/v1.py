@@ -325,7 +325,12 @@ class V1Manager(CgroupManager):
             return False
 
         write(f"{d}/freezer.state", "FROZEN", "pause")
-        wait_for(frozen, f"{d}/freezer.state to become FROZEN")
+        try:
+            wait_for(frozen, f"{d}/freezer.state to become FROZEN")
+        except HakoError:
+            # Half-frozen is the worst state to leave a container in: undo.
+            write(f"{d}/freezer.state", "THAWED", "pause (undo)")
+            raise
 
     def thaw(self) -> None:
         d = self.dir("freezer", "resume")

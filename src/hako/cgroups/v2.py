@@ -215,7 +215,11 @@ class V2Manager(CgroupManager):
 
     def freeze(self) -> None:
         write(f"{self.path}/cgroup.freeze", "1", "pause")
-        wait_for(self._frozen_event, f"{self.path}/cgroup.events to report frozen 1")
+        try:
+            wait_for(self._frozen_event, f"{self.path}/cgroup.events to report frozen 1")
+        except HakoError:
+            write(f"{self.path}/cgroup.freeze", "0", "pause (undo)")
+            raise
 
     def thaw(self) -> None:
         write(f"{self.path}/cgroup.freeze", "0", "resume")
