@@ -206,3 +206,33 @@ def test_basic_lifecycle_with_each_runtime(hako_env: HakoEnv, runtime: str) -> N
     assert hako_env.out("logs", name) == "up"
     hako_env.run("rm", name, check=True)
     assert not mounts_under(hako_env.root)
+
+
+def test_security_limits_and_process_flags(hako_env: HakoEnv, tmp_path: Path) -> None:
+    prof = tmp_path / "seccomp.json"
+    prof.write_text(json.dumps({"defaultAction": "SCMP_ACT_ALLOW",
+                                "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]}))
+    script = ("grep -E '^(CapEff|NoNewPrivs|Seccomp):' /proc/self/status; ulimit -n; "
+              "touch /ro 2>/dev/null || echo rootfs-ro; touch /scratch/f && echo tmpfs-rw; "
+              "mkdir /scratch/d 2>/dev/null || echo mkdir-denied; "
+              "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max "
+              "/sys/fs/cgroup/cpu/cpu.cfs_quota_us; id -u; id -g; cat /proc/1/cmdline | tr '\\0' ' '")
+    p = hako_env.run("run", "--rm", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
+                     "--security-opt", f"seccomp={prof}", "--ulimit", "nofile=100:200", "--read-only",
+                     "--tmpfs", "/scratch", "--memory", "32m", "--pids-limit", "20", "--cpus", "0.5",
+                     "-u", "nobody:root", "--init", "busybox", "sh", "-c", script)
+    assert p.returncode == 0, p.stderr
+    out = p.stdout.splitlines()
+    assert out[:3] == ["CapEff:\t0000000000000000", "NoNewPrivs:\t1", "Seccomp:\t2"]
+    assert out[3:7] == ["100", "rootfs-ro", "tmpfs-rw", "mkdir-denied"]
+    assert out[7:10] == [str(32 << 20), "20", "50000"]
+    assert out[10:12] == ["65534", "0"] and out[12].startswith("/sbin/hako-init -- sh -c")
+    # Defaults: Docker's capability set, the default seccomp profile, no new privileges off.
+    p = hako_env.run("run", "--rm", "busybox", "grep", "-E", "^(CapEff|NoNewPrivs|Seccomp):", "/proc/self/status")
+    assert p.stdout.split() == ["CapEff:", "00000000a80425fb", "NoNewPrivs:", "0", "Seccomp:", "2"]
+    # --stop-signal reaches the process; the container's own exit code is kept.
+    hako_env.run("run", "-d", "--name", "sig", "--stop-signal", "USR1", "busybox", "sh", "-c",
+                 "trap 'echo got usr1; exit 9' USR1; while true; do sleep 0.1; done", check=True)
+    hako_env.run("stop", "sig", check=True)
+    assert hako_env.inspect("sig")["State"]["ExitCode"] == 9 and hako_env.out("logs", "sig") == "got usr1"
+    hako_env.run("rm", "sig", check=True)
