@@ -302,6 +302,15 @@ def test_relative_paths_into_a_protected_cgroup_are_refused() -> None:
         open_manager("", "x")
 
 
+def test_the_root_cgroup_is_refused() -> None:
+    from hako.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="root cgroup"):
+        open_manager("/", "x")
+    with pytest.raises(ConfigError, match="root cgroup"):
+        open_manager("//./", "x")
+
+
 def test_systemd_driver_is_refused_without_systemd() -> None:
     if os.path.isdir("/run/systemd/system"):
         pytest.skip("systemd runs here")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from hako.cgroups.base import CgroupManager
 from hako.cgroups.detect import available_controllers, cgroup_version, host_layout
-from hako.errors import HakoError
+from hako.errors import ConfigError, HakoError
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing at run time
 if TYPE_CHECKING:
@@ -40,6 +40,9 @@ def open_manager(cgroups_path: str, container_id: str, *, systemd: bool = False)
 
     def resolve(key: str, mountpoint: str, root: str) -> tuple[str, str]:
         cg = paths.in_hierarchy(cgroups_path, container_id, own.get(key, "/"))
+        if cg == "/":
+            # Limits written there would apply to the whole host.
+            raise ConfigError(paths.SPEC_PATH, f"{cgroups_path!r} resolves to the root cgroup")
         paths.check_not_protected(cg)
         return mountpoint, paths.host_dir(mountpoint, root, cg)
 
