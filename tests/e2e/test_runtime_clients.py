@@ -47,21 +47,7 @@ PODMAN_CAPS = [
 ]  # fmt: skip
 # Gaps of hako-runtime against the client contract, known and reported; xfail (not strict) so
 # a fix shows up as XPASS. Keyed by test name, or "name[param]" for one parametrization.
-_DEVICES_GAP = (
-    "device cgroup: runc always allows null/zero/full/random/urandom/tty/console/ptmx/pts/tun after "
-    "the spec's rules (hako.cgroups.resources.DEFAULT_ALLOWED_DEVICES); create does not add them, so "
-    "open(/dev/ptmx) and open(/dev/null) fail with EPERM under podman's deny-all config"
-)
-KNOWN_HAKO_GAPS: dict[str, str] = {
-    "test_create_terminal_console_socket": _DEVICES_GAP,
-    "test_exec_tty_console_socket": _DEVICES_GAP,
-    "test_kill_all": _DEVICES_GAP + " (sh's `sleep &` opens /dev/null)",
-    "test_delete_force_of_shared_pidns_kills_everything": _DEVICES_GAP + " (sh's `sleep &` opens /dev/null)",
-    "test_create_failure_one_json_error_line[not-executable]": (
-        "create does not check that process.args[0] is executable (runc fails create with "
-        "'permission denied', which podman maps to exit 126)"
-    ),
-}
+KNOWN_HAKO_GAPS: dict[str, str] = {}
 _MISSING = re.compile(r"not implemented|invalid choice|unknown command|no such command", re.I)
 
 
