@@ -172,3 +172,24 @@ def test_notify_reaches_the_agent_at_listener_path(
     assert doc["fds"] == ["seccompFd"] and doc["metadata"] == "from-the-test"
     assert doc["state"]["id"] == cid
     assert len(box.get("seen", [])) >= 1
+
+
+def test_exec_runs_under_the_containers_profile(
+    runtime: RuntimeBinary, tmp_path: Path, busybox_rootfs: Path, cgroup_parent: str
+) -> None:
+    # `exec` joins the container's namespaces first: the filter must still be built and
+    # loaded in there, where neither libseccomp nor the runtime's own files are reachable.
+    bundle, cid = _bundle(tmp_path, busybox_rootfs, cgroup_parent, ["sleep", "1000"], DENY_MKDIR_ENOSYS)
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    created = runtime.run("create", "--bundle", str(bundle), cid, env=env, out=tmp_path / "init.out")
+    try:
+        assert created.returncode == 0, created
+        assert runtime.run("start", cid, env=env).returncode == 0
+        res = runtime.run("exec", cid, "mkdir", "/tmp/e", env=env, timeout=20)
+        assert res.returncode == 1, res
+        assert "Function not implemented" in res.stderr, res
+        ok = runtime.run("exec", cid, "sh", "-c", "echo fine", env=env, timeout=20)
+        assert ok.returncode == 0 and "fine" in ok.stdout, ok
+    finally:
+        runtime.run("kill", cid, "KILL")
+        runtime.run("delete", "--force", cid)
