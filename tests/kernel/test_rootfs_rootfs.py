@@ -670,3 +670,33 @@ def test_finalize_without_proc(rootfs: Path) -> None:
 
     out = run_container(spec, rootfs, probe)
     assert out == {"root": errno.EROFS, "dev": errno.EROFS, "secret": "", "firmware": [], "proc": []}
+
+
+def test_recursive_read_only_reaches_submounts(rootfs: Path, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+
+    def host_setup() -> None:
+        from hako.sys import mount as m
+
+        m.mount("tmpfs", str(src / "sub"), "tmpfs", 0, "size=1m")
+
+    mounts = [
+        *DEFAULT_MOUNTS,
+        Mount("/rro", "bind", str(src), ["rbind", "rro", "rnosuid"]),
+        Mount("/ro", "bind", str(src), ["rbind", "ro"]),
+    ]
+
+    def probe() -> dict[str, Any]:
+        mnt = mounts_by_point()
+        return {
+            "rro_sub": mnt["/rro/sub"]["opts"].split(","),
+            "ro_sub": mnt["/ro/sub"]["opts"].split(","),
+            "writes": [try_write(p) for p in ("/rro/x", "/rro/sub/x", "/ro/x", "/ro/sub/x")],
+        }
+
+    out = run_container(make_spec(mounts), rootfs, probe, host_setup=host_setup)
+    assert {"ro", "nosuid"} <= set(out["rro_sub"])
+    # Plain "ro" is the top mount only, as with runc and mount(8).
+    assert "rw" in out["ro_sub"]
+    assert out["writes"] == [errno.EROFS, errno.EROFS, errno.EROFS, 0]
