@@ -68,12 +68,17 @@ def test_resources_map_to_v2_files(fake) -> None:  # type: ignore[no-untyped-def
 
 
 def test_unlimited_memory_means_unlimited_swap_and_quota_minus_one_is_max(fake) -> None:  # type: ignore[no-untyped-def]
-    m, _, writes = fake
+    m, root, writes = fake
     m.set({"memory": {"limit": -1}, "cpu": {"quota": -1, "period": 50000}})
     w = dict(writes)
     assert w["parent/c/memory.max"] == "max"
     assert w["parent/c/memory.swap.max"] == "max"
     assert w["parent/c/cpu.max"] == "max 50000"
+    (root / "parent/c/cpu.max").write_text("20000 100000\n")
+    m.update({"cpu": {"period": 200000}})
+    assert writes[-1] == ("parent/c/cpu.max", "20000 200000")
+    m.update({"cpu": {"quota": 30000}})
+    assert writes[-1] == ("parent/c/cpu.max", "30000")
 
 
 @pytest.mark.parametrize(

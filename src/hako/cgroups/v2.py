@@ -138,7 +138,11 @@ class V2Manager(CgroupManager):
 
             write(f"{d}/cpu.weight", str(shares_to_weight(c.shares)), f"{p}.shares")
         if c.quota or c.period:
-            quota = str(c.quota) if c.quota and c.quota > 0 else "max"
+            if c.quota:
+                quota = str(c.quota) if c.quota > 0 else "max"
+            else:
+                # Only the period changes (an update): cpu.max takes both, keep the quota.
+                quota = (read_opt(f"{d}/cpu.max") or "max").split()[0]
             value = quota if not c.period else f"{quota} {c.period}"
             write(f"{d}/cpu.max", value, f"{p}.quota/period")
         if c.burst is not None:
