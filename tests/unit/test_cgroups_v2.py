@@ -100,11 +100,15 @@ def test_what_v2_cannot_do_is_an_error(fake, raw, match) -> None:  # type: ignor
         m.set(raw)
 
 
-def test_swap_without_limit_is_a_config_error(fake) -> None:  # type: ignore[no-untyped-def]
-    m, _, _ = fake
+def test_swap_without_limit_is_measured_against_memory_max(fake) -> None:  # type: ignore[no-untyped-def]
+    m, root, writes = fake
+    (root / "parent/c/memory.max").write_text("max\n")
     with pytest.raises(ConfigError) as e:
         m.set({"memory": {"swap": 5000}})
     assert e.value.path == "linux.resources.memory.swap"
+    (root / "parent/c/memory.max").write_text("1000\n")
+    m.update({"memory": {"swap": 5000}})
+    assert writes[-1] == ("parent/c/memory.swap.max", "4000")
 
 
 def test_check_before_update_refuses_a_limit_below_usage(fake) -> None:  # type: ignore[no-untyped-def]

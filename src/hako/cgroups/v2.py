@@ -166,8 +166,14 @@ class V2Manager(CgroupManager):
             raise HakoError(f"{p}.useHierarchy: cgroup v2 is always hierarchical")
         from hako.cgroups.resources import swap_v2
 
+        limit = m.limit
+        if limit is None and m.swap not in (None, 0, -1):
+            # Only swap changes (an update): it is memory+swap, measured against the
+            # current memory.max.
+            cur = (read_opt(f"{d}/memory.max") or "max").strip()
+            limit = -1 if cur == "max" else int(cur)
         try:
-            swap = swap_v2(m.limit, m.swap)
+            swap = swap_v2(limit, m.swap)
         except ConfigError as e:
             raise ConfigError(f"{p}.swap", str(e).split(": ", 1)[-1]) from None
         if m.limit and m.limit > 0 and m.check_before_update:
