@@ -35,6 +35,7 @@ CLONE_NEWNET = 0x40000000
 CONTAINER = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWNET | CLONE_NEWCGROUP
 
 _libc = ctypes.CDLL(None, use_errno=True)
+FDS_BEFORE: set[str] = set()  # in the container child: its open fds before prepare_rootfs
 
 DEFAULT_MOUNTS = [
     Mount("/proc", "proc", "proc"),
@@ -145,6 +146,8 @@ def run_container(
                 _, st = os.waitpid(inner, 0)
                 os._exit(os.waitstatus_to_exitcode(st))
             try:
+                global FDS_BEFORE
+                FDS_BEFORE = set(os.listdir("/proc/self/fd"))
                 prepare_rootfs(
                     spec,
                     rootfs,
@@ -256,11 +259,13 @@ def test_default_container_rootfs(rootfs: Path) -> None:
             "acpi": os.listdir("/proc/acpi") if os.path.isdir("/proc/acpi") else [],
             "firmware": os.listdir("/sys/firmware"),
             "pid": os.getpid(),
+            "leaked_fds": sorted(set(os.listdir("/proc/self/fd")) - FDS_BEFORE),
         }
 
     out = run_container(spec, rootfs, probe)
     mnt = out["mounts"]
     assert out["cwd"] == "/" and out["bin"] and out["pid"] == 1
+    assert out["leaked_fds"] == []
     assert mnt["/"]["opts"].startswith("ro")
     assert out["root_write"] == errno.EROFS
     assert mnt["/proc"]["fstype"] == "proc"
