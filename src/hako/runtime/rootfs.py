@@ -208,7 +208,6 @@ class _Ctx:
         self.root_fd = root_fd
         self.in_userns = in_userns
         self.cgroupns = cgroupns
-        self.deferred_ro: list[str] = []
 
 
 def _where(e: KernelError, where: str) -> KernelError:
@@ -415,7 +414,7 @@ def _remount_bind(fd: int, flags: int, what: str, path: str | None = None) -> No
         m.mount(None, target, None, m.MS_REMOUNT | m.MS_BIND | flags | locked, detail=f"{what} (remount)")
 
 
-def _post_mount(t: Target, opts: MountOptions, remount_flags: int | None, *, defer_ro: bool = False) -> None:
+def _post_mount(t: Target, opts: MountOptions, remount_flags: int | None) -> None:
     """What mount(2) cannot do in the same call: flags of bind mounts, ro, recursive attributes,
     propagation. All on the new mount, reached through a fresh fd."""
     needs = remount_flags is not None or opts.rec_attr_set or opts.rec_attr_clr or opts.propagation
@@ -452,11 +451,8 @@ def _mount_fs(
         )
         if opts.tmpcopyup:
             _copy_up(t)
-        ro = opts.readonly
-        if ro and dest == "/dev":
-            # Devices and symlinks are made in /dev after the mounts; finalize makes it ro.
-            ctx.deferred_ro.append(dest)
-            ro = False
+        # Devices and symlinks are made in /dev after the mounts: finalize_rootfs makes it ro.
+        ro = opts.readonly and dest != "/dev"
         _post_mount(t, opts, opts.mnt_flags if ro else None)
 
 
