@@ -1,7 +1,7 @@
 """Fixtures for the engine tests: a store root with a busybox image, and a ``hako`` runner.
 
 Each test module gets its own store root (``HAKO_ROOT``) and its own cgroup parent
-(``/hako-test-<random>``); teardown removes every container (which stops its monitor and unmounts
+(``/hako-test-engine-<random>``); teardown removes every container (which stops its monitor and unmounts
 its root), then the cgroup parents and any mount left below the root.
 """
 
@@ -93,7 +93,7 @@ def _cleanup(env: HakoEnv) -> None:
 @pytest.fixture(scope="module")
 def hako_env(tmp_path_factory: pytest.TempPathFactory, busybox_rootfs: Path, scratch_root: Path) -> Iterator[HakoEnv]:
     root = tmp_path_factory.mktemp("hako-engine")
-    parent = f"/hako-test-{os.urandom(4).hex()}"
+    parent = f"/hako-test-engine-{os.urandom(4).hex()}"
     # runc by default here (the reference); test_basic_lifecycle_with_each_runtime covers the others.
     env = dict(os.environ, HAKO_ROOT=str(root), HAKO_CGROUP_PARENT=parent, HAKO_RUNTIME="runc")
     import_busybox(root, busybox_rootfs, scratch_root)

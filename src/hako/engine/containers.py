@@ -536,13 +536,61 @@ class Engine:
 
 # --- monitor plumbing ------------------------------------------------------------------------------
 def spawn_monitor(cdir: Path, client: socket.socket | None) -> dict[str, Any]:
-    """Double-fork a monitor for the container in ``cdir``; its start report (ok, pid or error, code)."""
+    """A monitor for the container in ``cdir``; its start report (ok, pid or error, code).
+
+    A running monitor of the same store forks it when it can (copy-on-write pages, no interpreter
+    start-up); otherwise a fresh ``python -S`` is double-forked, which then serves as the next one's
+    parent. ``HAKO_MONITOR_FORK=0`` always starts a fresh interpreter."""
+    client_fd = client.fileno() if client is not None else -1
+    zygote = cdir.parent.parent / "zygote"
+    if os.environ.get("HAKO_MONITOR_FORK", "1") != "0":
+        report = _spawn_from_zygote(zygote, cdir, client_fd)
+        if report is not None:
+            return report
+    report = _spawn_fresh(cdir, client_fd)
+    if report.get("ok"):
+        try:
+            tmp = zygote.with_name(f"zygote.{os.getpid()}")
+            tmp.write_text(cdir.name)
+            tmp.rename(zygote)
+        except OSError:
+            pass
+    return report
+
+
+def _spawn_from_zygote(zygote: Path, cdir: Path, client_fd: int) -> dict[str, Any] | None:
+    """Ask the monitor named in ``zygote`` to fork ours; None when there is none or it did not."""
+    import socket
+
+    try:
+        parent = cdir.parent / zygote.read_text().strip()
+        sock = connect_attach(parent)
+    except (OSError, ValueError):
+        return None
+    r, w = os.pipe()
+    try:
+        fds = [w] + ([client_fd] if client_fd >= 0 else [])
+        frame = mon.HEADER.pack(mon.SPAWN, len(str(cdir).encode())) + str(cdir).encode()
+        try:
+            sock.sendmsg([frame], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
+                                    b"".join(fd.to_bytes(4, sys.byteorder) for fd in fds))])
+        except OSError:
+            return None
+    finally:
+        os.close(w)
+        sock.close()
+    with os.fdopen(r, "rb") as f:
+        data = f.read()
+    # EOF without a report: that monitor went away before forking (its container exited).
+    return dict(marshal.loads(data)) if data else None
+
+
+def _spawn_fresh(cdir: Path, client_fd: int) -> dict[str, Any]:
     import hako
 
     pythonpath = str(Path(hako.__file__).resolve().parent.parent)
     argv = [sys.executable, "-S", "-c", "from hako.engine.monitor import main; main()", str(cdir)]
     r, w = os.pipe()
-    client_fd = client.fileno() if client is not None else -1
     env = {"PATH": os.environ.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"),
            "PYTHONPATH": pythonpath}
     pid = os.fork()

@@ -28,7 +28,7 @@ import time
 # Frame types on the attach socket. Monitor -> client:
 OUT, ERR, EXIT, FAIL = 1, 2, 3, 4
 # Client -> monitor:
-STDIN, STDIN_CLOSE, RESIZE = 0, 1, 2
+STDIN, STDIN_CLOSE, RESIZE, SPAWN = 0, 1, 2, 9
 HEADER = _struct.Struct(">BI")
 STATE = "state"
 SPEC = "monitor.spec"
@@ -400,11 +400,17 @@ class Monitor:
 
     def client_input(self, fd: int) -> None:
         c = self.clients[fd]
+        fds: list[int] = []
         try:
-            data = c.recv(65536)
+            data, ancdata, _, _ = c.recvmsg(65536, _socket.CMSG_SPACE(8))
         except OSError:
-            data = b""
+            data, ancdata = b"", []
+        for level, kind, raw in ancdata:
+            if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+                fds += [int.from_bytes(raw[i:i + 4], sys.byteorder) for i in range(0, len(raw) - len(raw) % 4, 4)]
         if not data:
+            for extra in fds:
+                os.close(extra)
             self.drop_client(fd)
             return
         buf = self.client_buf[fd] + data
@@ -414,9 +420,54 @@ class Monitor:
                 break
             payload = buf[HEADER.size:HEADER.size + n]
             buf = buf[HEADER.size + n:]
-            self.handle_frame(kind, payload)
+            if kind == SPAWN and fds:
+                self.spawn_sibling(payload.decode(), fds)
+                fds = []
+            else:
+                self.handle_frame(kind, payload)
+        for extra in fds:
+            os.close(extra)
         if fd in self.client_buf:
             self.client_buf[fd] = buf
+
+    def spawn_sibling(self, cdir: str, fds: list[int]) -> None:
+        """Fork a monitor for another container (fds: its sync pipe, then maybe its attach client).
+
+        The child shares this interpreter's pages copy-on-write, so a second monitor costs a fraction
+        of a fresh interpreter, and it skips the interpreter's start-up. It never returns here."""
+        import ctypes  # loaded once, before fork, so that children share it
+        import gc
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        # Collections would write to every tracked object's header and unshare the child's pages.
+        gc.freeze()
+        pid = os.fork()
+        if pid != 0:
+            for fd in fds:
+                os.close(fd)
+            return
+        code = 1
+        try:
+            # No signal may land in an fd number that is about to be closed and reused.
+            _signal.set_wakeup_fd(-1)
+            # Forget the parent's sockets without closing them twice, then close every fd we do not keep.
+            for c in list(self.clients.values()) + [self.listener]:
+                c.detach()
+            keep = set(fds)
+            for name in posix.listdir("/proc/self/fd"):
+                n = int(name)
+                if n > 2 and n not in keep:
+                    try:
+                        os.close(n)
+                    except OSError:
+                        pass
+            os.setsid()
+            libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+            code = main([sys.argv[0], cdir, str(fds[0]), str(fds[1] if len(fds) > 1 else -1)])
+        except BaseException:
+            code = 1
+        finally:
+            os._exit(code)
 
     def handle_frame(self, kind: int, payload: bytes) -> None:
         if kind == STDIN and self.stdin_fd >= 0:
