@@ -87,3 +87,15 @@ def test_an_oom_killed_container_leaves_no_cgroup(rt: Runtime, bundle: Path) -> 
     p = rt("run", "--bundle", str(bundle), cid, check=False, timeout=60)
     assert p.returncode == 137, p.stderr.decode()
     assert cgroup_dirs(cg_path(cid)) == []
+
+
+def test_force_delete_of_a_paused_container_leaves_no_cgroup(rt: Runtime, bundle: Path) -> None:
+    cid = "cgpaused"
+    with_resources(bundle, cid, {"pids": {"limit": 20}}, args=["sh", "-c", "sleep 1000 & sleep 1000"])
+    rt.create(cid, bundle)
+    rt("start", cid)
+    rt("pause", cid)
+    rt("kill", "--all", cid, "TERM")  # signals a frozen cgroup; it stays paused
+    assert rt.state(cid)["status"] == "paused"
+    rt("delete", "--force", cid)
+    assert cgroup_dirs(cg_path(cid)) == []
