@@ -196,3 +196,23 @@ def test_save_to_pipe_load_from_stdin_and_history(tmp_path: Path, test_images: I
     assert hist[0].split()[:2] == ["IMAGE", "CREATED"] and len(hist) == 1 + 4
     assert hako(other, "image", "exists", ref).returncode == 0
     assert hako(other, "image", "exists", "nope:1", ok=False).returncode == 1
+
+
+def test_sigint_stops_a_pull_quickly(tmp_path: Path, registry: ti.RegistryProcess) -> None:
+    big = ti.tar_entries([ti.Entry("big.bin", data=os.urandom(8 << 20))])
+    built = ti.build_image([big])
+    ti.push(registry.host, "hako-test/interrupt", "latest", built)
+    proxy = ti.SlowProxy(registry.host, rate=1 << 20)
+    root = tmp_path / "root"
+    try:
+        proc = subprocess.Popen([HAKO, "--root", str(root), "pull", "-q", f"{proxy.host}/hako-test/interrupt"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not any(p.stat().st_size for p in (root / "blobs/tmp").glob("blob-*")):
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=5) == 130  # not after the remaining ~7 s of download
+    finally:
+        proxy.close()
+    assert not list((root / "blobs/tmp").iterdir())  # rolled back, temp blob gone
+    assert not list((root / "blobs/sha256").iterdir())

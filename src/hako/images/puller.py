@@ -218,7 +218,14 @@ def run_jobs(store: ImageStore, jobs: list[LayerJob], source: Callable[[LayerJob
     ordered = sorted(jobs, key=lambda j: -j.desc.size)
     with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(jobs)), thread_name_prefix="hako-pull") as pool:
         futures = [pool.submit(one, j) for j in ordered]
-        done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+        try:
+            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+        except BaseException:
+            # Ctrl-C: stop the workers at their next chunk instead of finishing every download.
+            cancel.set()
+            for f in futures:
+                f.cancel()
+            raise
         failed = [f for f in done if f.exception() is not None]
         if failed:
             cancel.set()

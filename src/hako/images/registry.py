@@ -132,7 +132,8 @@ class RegistryClient:
                     raise RegistryError(f"registry {self.host}: /v2/ answered HTTP {r.status_code}")
                 self._client, self._base = client, base
                 return client, base
-            raise RegistryError(f"cannot reach registry {self.host}: {last}")
+            detail = str(last).removeprefix(f"registry {self.host}: ")
+            raise RegistryError(f"cannot reach registry {self.host}: {detail}")
 
     def ping(self) -> None:
         self._ensure()
