@@ -236,3 +236,22 @@ def test_security_limits_and_process_flags(hako_env: HakoEnv, tmp_path: Path) ->
     hako_env.run("stop", "sig", check=True)
     assert hako_env.inspect("sig")["State"]["ExitCode"] == 9 and hako_env.out("logs", "sig") == "got usr1"
     hako_env.run("rm", "sig", check=True)
+
+
+def test_monitors_fork_from_a_running_one_and_survive_it(hako_env: HakoEnv) -> None:
+    hako_env.run("run", "-d", "--name", "first", "busybox", "sleep", "1000", check=True)
+    hako_env.run("run", "-d", "--name", "second", "busybox", "sleep", "1000", check=True)
+    first, second = hako_env.state_file("first"), hako_env.state_file("second")
+    ppid = int(Path(f"/proc/{second['monitor_pid']}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    assert ppid == first["monitor_pid"]  # forked by the first monitor, not a new interpreter
+    os.kill(first["monitor_pid"], signal.SIGKILL)
+    wait_for(lambda: not alive(first["monitor_pid"]), what="first monitor gone")
+    # The forked monitor outlives its parent; new containers fall back to a fresh interpreter.
+    assert alive(second["monitor_pid"])
+    assert hako_env.out("exec", "second", "echo", "ok") == "ok"
+    hako_env.run("run", "-d", "--name", "third", "busybox", "sleep", "1000", check=True)
+    assert hako_env.inspect("third")["State"]["Running"] is True
+    hako_env.run("stop", "-t", "1", "second", check=True)
+    assert hako_env.inspect("second")["State"]["ExitCode"] == 137
+    hako_env.run("rm", "-f", "first", "second", "third", check=True)
+    assert not mounts_under(hako_env.root)
