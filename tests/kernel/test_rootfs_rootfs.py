@@ -23,7 +23,7 @@ import pytest
 
 from hako.errors import ConfigError, KernelError
 from hako.runtime.rootfs import finalize_rootfs, prepare_rootfs, validate_mounts
-from hako.spec.runtime import Device, Linux, Mount, Namespace, Root, Spec
+from hako.spec.runtime import Device, IdMapping, Linux, Mount, Namespace, Root, Spec
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWCGROUP = 0x02000000
@@ -705,3 +705,34 @@ def test_recursive_read_only_reaches_submounts(rootfs: Path, tmp_path: Path) -> 
     # Plain "ro" is the top mount only, as with runc and mount(8).
     assert "rw" in out["ro_sub"]
     assert out["writes"] == [errno.EROFS, errno.EROFS, errno.EROFS, 0]
+
+
+def test_idmapped_bind_mount(rootfs: Path, tmp_path: Path) -> None:
+    src = tmp_path / "owned"
+    src.mkdir()
+    (src / "by1000").write_text("x")
+    os.chown(src / "by1000", 1000, 1000)
+    (src / "byroot").write_text("y")
+    # On-disk 1000 shows as 0 and 0 is unmapped (overflow id), like runc's idmap with the
+    # mapping written as a user namespace's map.
+    maps = [IdMapping(1000, 0, 1)]
+    mounts = [
+        *DEFAULT_MOUNTS,
+        Mount("/idm", "bind", str(src), ["rbind", "idmap", "ro"], uid_mappings=maps, gid_mappings=maps),
+    ]
+    spec = make_spec(mounts)
+    validate_mounts(spec)
+
+    def probe() -> dict[str, Any]:
+        a, b = os.stat("/idm/by1000"), os.stat("/idm/byroot")
+        return {
+            "by1000": (a.st_uid, a.st_gid),
+            "byroot": b.st_uid,
+            "opts": mounts_by_point()["/idm"]["opts"].split(","),
+            "write": try_write("/idm/new"),
+        }
+
+    out = run_container(spec, rootfs, probe)
+    assert out["by1000"] == (0, 0) and out["byroot"] == 65534
+    assert "ro" in out["opts"] and "idmapped" in out["opts"] and out["write"] == errno.EROFS
+    assert os.stat(src / "by1000").st_uid == 1000  # the host's view is unchanged

@@ -6,7 +6,7 @@ import pytest
 
 from hako.errors import ConfigError
 from hako.runtime.rootfs import validate_mounts, validate_sysctl
-from hako.spec.runtime import Device, Linux, Mount, Namespace, Root, Spec
+from hako.spec.runtime import Device, IdMapping, Linux, Mount, Namespace, Root, Spec
 
 
 def spec(mounts: list[Mount] | None = None, **linux: object) -> Spec:
@@ -37,7 +37,8 @@ def test_a_good_config_passes() -> None:
         (Mount("/x", "tmpfs", "tmpfs", ["mode=8"]), r"mounts\[5\]\.options"),
         (Mount("/x", "", "", ["bind"]), r"mounts\[5\]\.source"),
         (Mount("/x", "", "src"), r"mounts\[5\]\.type"),
-        (Mount("/x", "none", "/src", ["rbind", "idmap"]), r"mounts\[5\]\.options"),
+        (Mount("/x", "none", "/src", ["rbind", "idmap"]), r"mounts\[5\]\.uidMappings"),
+        (Mount("/x", "tmpfs", "tmpfs", ["idmap"]), r"mounts\[5\]\.options"),
         (Mount("/x", "proc", "proc", ["tmpcopyup"]), r"mounts\[5\]\.options"),
         (Mount("/proc", "tmpfs", "tmpfs"), r"mounts\[5\]\.destination"),
         (Mount("/proc/self/root", "bind", "/", ["rbind"]), r"mounts\[5\]\.destination"),
@@ -107,3 +108,17 @@ def test_sysctl_in_a_joined_host_namespace_is_refused() -> None:
         validate_sysctl(
             spec(sysctl={"net.ipv4.ip_forward": "1"}, namespaces=[Namespace("network", "/proc/self/ns/net")])
         )
+
+
+def test_idmapped_mounts() -> None:
+    maps = [IdMapping(0, 1000, 10)]
+    ok = Mount("/x", "bind", "/src", ["rbind", "ridmap"], uid_mappings=maps, gid_mappings=maps)
+    validate_mounts(spec([ok]))
+    with pytest.raises(ConfigError, match=r"mounts\[0\]\.options: idmapped mounts in a user namespace"):
+        validate_mounts(spec([ok], namespaces=[Namespace("user")]))
+    no_opt = Mount("/x", "bind", "/src", ["rbind"], uid_mappings=maps, gid_mappings=maps)
+    with pytest.raises(ConfigError, match="need the idmap or ridmap option"):
+        validate_mounts(spec([no_opt]))
+    bad = Mount("/x", "bind", "/src", ["idmap"], uid_mappings=[IdMapping(0, 0, 0)], gid_mappings=maps)
+    with pytest.raises(ConfigError, match=r"mounts\[0\]\.uidMappings\[0\]"):
+        validate_mounts(spec([bad]))

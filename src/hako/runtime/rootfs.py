@@ -27,7 +27,7 @@ from hako.runtime.mount_options import (
     validate_tmpfs_data,
 )
 from hako.runtime.paths import Target, components, mkdir_all_in_root, open_in_root, open_target, secure_join
-from hako.spec.runtime import Device, Mount, Spec
+from hako.spec.runtime import Device, IdMapping, Mount, Spec
 from hako.sys import mount as m
 
 if TYPE_CHECKING:
@@ -105,9 +105,9 @@ def validate_mounts(spec: Spec) -> None:
         if "\0" in dest or "\0" in mnt.source:
             raise ConfigError(where, "NUL byte in path")
         opts = parse_mount_options(mnt.options, f"{where}.options")
-        if opts.idmap or opts.ridmap or mnt.uid_mappings or mnt.gid_mappings:
-            raise ConfigError(f"{where}.options", "idmapped mounts are not supported by hako")
         bind = opts.bind or mnt.type == "bind"
+        if opts.idmap or opts.ridmap or mnt.uid_mappings or mnt.gid_mappings:
+            _validate_idmap(spec, mnt, opts, bind, where)
         remount = bool(opts.flags & m.MS_REMOUNT)
         if bind and not mnt.source and not remount:
             raise ConfigError(f"{where}.source", "a bind mount needs a source")
@@ -136,6 +136,27 @@ def validate_mounts(spec: Spec) -> None:
             if not p.startswith("/"):
                 raise ConfigError(f"linux.{name}[{i}]", f"{p!r} must be an absolute path")
     validate_sysctl(spec)
+
+
+def _validate_idmap(spec: Spec, mnt: Mount, opts: MountOptions, bind: bool, where: str) -> None:
+    if not bind:
+        raise ConfigError(f"{where}.options", "idmapped mounts must be bind mounts")
+    if not (opts.idmap or opts.ridmap):
+        raise ConfigError(f"{where}.options", "uidMappings/gidMappings need the idmap or ridmap option")
+    if not mnt.uid_mappings or not mnt.gid_mappings:
+        raise ConfigError(f"{where}.uidMappings", "idmapped mounts need both uidMappings and gidMappings")
+    if spec.linux.namespace("user") is not None:
+        # The init is inside the container's user namespace by the time it mounts, and only
+        # the host's root may idmap a host filesystem.
+        raise ConfigError(
+            f"{where}.options", "idmapped mounts in a user namespace are not supported by hako yet"
+        )
+    for name, maps in (("uidMappings", mnt.uid_mappings), ("gidMappings", mnt.gid_mappings)):
+        for j, mp in enumerate(maps):
+            if mp.size <= 0 or mp.container_id < 0 or mp.host_id < 0:
+                raise ConfigError(
+                    f"{where}.{name}[{j}]", "ids must not be negative and size must be positive"
+                )
 
 
 def _check_proc_destination(dest: str, mnt: Mount, bind: bool, where: str) -> None:
@@ -306,8 +327,9 @@ def _mount_entry(ctx: _Ctx, mnt: Mount, i: int) -> None:
     opts = parse_mount_options(mnt.options, f"mounts[{i}].options")
     dest = posixpath.normpath(mnt.destination)
     if opts.idmap or opts.ridmap or mnt.uid_mappings or mnt.gid_mappings:
-        raise ConfigError(f"mounts[{i}].options", "idmapped mounts are not supported by hako")
-    if opts.flags & m.MS_REMOUNT:
+        _validate_idmap(ctx.spec, mnt, opts, opts.bind or mnt.type == "bind", f"mounts[{i}]")
+        _idmapped_bind(ctx, _source_path(ctx, mnt.source), dest, opts, mnt)
+    elif opts.flags & m.MS_REMOUNT:
         _remount_existing(ctx, dest, mnt, opts)
     elif opts.bind or mnt.type == "bind":
         _bind(ctx, _source_path(ctx, mnt.source), dest, opts)
@@ -500,6 +522,102 @@ def _bind(ctx: _Ctx, source: str, dest: str, opts: MountOptions) -> None:
         flags = m.MS_BIND | (opts.flags & m.MS_REC)
         m.mount(source, m.fd_path(t.fd), None, flags, detail=f"bind {source} on {dest}")
         _post_mount(t, opts, opts.mnt_flags if opts.mnt_flags else None)
+
+
+def _idmapped_bind(ctx: _Ctx, source: str, dest: str, opts: MountOptions, mnt: Mount) -> None:
+    """A bind whose files show their owners through the mount's uid/gid mappings: a detached
+    clone of the source gets the idmap and the flags, and only then is attached."""
+    try:
+        st = os.stat(source)
+    except OSError as e:
+        raise KernelError("stat", e.errno or errno.ENOENT, f"bind source {source}") from None
+    userns_fd = _userns_with_maps(mnt)
+    try:
+        with open_target(ctx.root_fd, dest, "dir" if stat.S_ISDIR(st.st_mode) else "file") as t:
+            _check_proc(ctx, t, "bind", source)
+            clone = m.OPEN_TREE_CLONE | m.OPEN_TREE_CLOEXEC | (m.AT_RECURSIVE if opts.recursive else 0)
+            tree = m.open_tree(m.AT_FDCWD, source, clone, detail=f"{source} (idmap)")
+            try:
+                rec = m.AT_RECURSIVE if opts.ridmap else 0
+                m.mount_setattr(
+                    tree, "", m.AT_EMPTY_PATH | rec, m.MOUNT_ATTR_IDMAP, 0, 0, userns_fd, detail=dest
+                )
+                attrs = sum(a for flag, a in _MS_TO_ATTR.items() if opts.flags & flag)
+                if attrs:
+                    m.mount_setattr(tree, "", m.AT_EMPTY_PATH, attrs, detail=dest)
+                if opts.rec_attr_set or opts.rec_attr_clr:
+                    m.mount_setattr(
+                        tree,
+                        "",
+                        m.AT_EMPTY_PATH | m.AT_RECURSIVE,
+                        opts.rec_attr_set,
+                        opts.rec_attr_clr,
+                        detail=dest,
+                    )
+                m.move_mount(
+                    tree, "", t.fd, "", m.MOVE_MOUNT_F_EMPTY_PATH | m.MOVE_MOUNT_T_EMPTY_PATH, detail=dest
+                )
+                for p in opts.propagation:
+                    m.mount(None, m.fd_path(tree), None, p, detail=f"{dest} (propagation)")
+            finally:
+                os.close(tree)
+    finally:
+        os.close(userns_fd)
+
+
+_MS_TO_ATTR = {
+    m.MS_RDONLY: m.MOUNT_ATTR_RDONLY,
+    m.MS_NOSUID: m.MOUNT_ATTR_NOSUID,
+    m.MS_NODEV: m.MOUNT_ATTR_NODEV,
+    m.MS_NOEXEC: m.MOUNT_ATTR_NOEXEC,
+    m.MS_NODIRATIME: m.MOUNT_ATTR_NODIRATIME,
+    m.MS_NOSYMFOLLOW: m.MOUNT_ATTR_NOSYMFOLLOW,
+}
+
+
+def _userns_with_maps(mnt: Mount) -> int:
+    """An fd of a fresh user namespace with the mount's mappings: a child unshares one and
+    waits while we write its maps and open it. We run as the host's root here."""
+    from hako.sys.proc import CLONE_NEWUSER, unshare
+
+    r, w = os.pipe()
+    r2, w2 = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the short-lived child
+        try:
+            os.close(r)
+            os.close(w2)
+            unshare(CLONE_NEWUSER)
+            # Our pid as the (host's) /proc mounted here knows it, not our pid namespace's.
+            os.write(w, os.readlink("/proc/self").encode())
+            os.read(r2, 1)
+        finally:
+            os._exit(0)
+    os.close(w)
+    os.close(r2)
+    try:
+        host_pid = os.read(r, 32).decode()
+        if not host_pid.isdigit():
+            raise KernelError("unshare", errno.EPERM, "user namespace for an idmapped mount")
+
+        def lines(maps: list[IdMapping]) -> bytes:
+            return "".join(f"{x.container_id} {x.host_id} {x.size}\n" for x in maps).encode()
+
+        for name, maps in (("uid_map", mnt.uid_mappings), ("gid_map", mnt.gid_mappings)):
+            fd = os.open(f"/proc/{host_pid}/{name}", os.O_WRONLY | os.O_CLOEXEC)
+            try:
+                os.write(fd, lines(maps))
+            except OSError as e:
+                raise KernelError(
+                    "write", e.errno or 0, f"{name} of an idmapped mount ({mnt.destination})"
+                ) from None
+            finally:
+                os.close(fd)
+        return os.open(f"/proc/{host_pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+    finally:
+        os.close(r)
+        os.close(w2)  # lets the child exit
+        os.waitpid(pid, 0)
 
 
 def _remount_existing(ctx: _Ctx, dest: str, mnt: Mount, opts: MountOptions) -> None:
