@@ -165,3 +165,38 @@ def test_nested_cgroups_are_listed_and_removed(mgr: V2Manager, procs: list[subpr
     wait_until(lambda: not mgr.pids(), "the cgroup to empty")
     mgr.destroy()
     assert not os.path.exists(sub.path)
+
+
+def test_device_program_checks_mknod_separately_from_open(
+    mgr: V2Manager, procs: list[subprocess.Popen[bytes]], tmp_path: Path
+) -> None:
+    import stat
+
+    probe = tmp_path / "probe"
+    os.mknod(probe, stat.S_IFCHR | 0o666, os.makedev(1, 3))
+    try:
+        os.close(os.open(probe, os.O_RDONLY))
+    except PermissionError:
+        pytest.skip(f"{tmp_path} is on a nodev filesystem")
+    mgr.set({"devices": [{"allow": False, "access": "rwm"},
+                         {"allow": True, "type": "c", "access": "m"},
+                         {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rw"},
+                         {"allow": False, "type": "c", "major": 1, "minor": 3, "access": "w"}]})
+    p = start(procs, mgr, f"""
+import os, stat
+def attempt(fn):
+    try:
+        fn()
+        return "ok"
+    except OSError as e:
+        return str(e.errno)
+d = {str(tmp_path)!r}
+print(attempt(lambda: os.mknod(d + "/null", stat.S_IFCHR | 0o666, os.makedev(1, 3))),
+      attempt(lambda: os.mknod(d + "/blk", stat.S_IFBLK | 0o666, os.makedev(7, 0))),
+      attempt(lambda: os.close(os.open(d + "/null", os.O_RDONLY))),
+      attempt(lambda: os.close(os.open(d + "/null", os.O_WRONLY))))
+""")
+    go(p)
+    out, _ = p.communicate(timeout=30)
+    # char mknod allowed, block mknod denied; read allowed; write denied by the last rule.
+    assert out.decode().split() == ["ok", "1", "ok", "1"]
