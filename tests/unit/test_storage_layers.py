@@ -324,3 +324,23 @@ def test_destination_must_be_a_directory(tmp_path: Path) -> None:
 
     with pytest.raises(HakoError, match="missing"):
         apply_layer(OneWay(tar_bytes([E("a")])), tmp_path / "missing")
+
+
+def test_opaque_and_hardlinks_across_more_dirs_than_the_descriptor_cache(tmp_path: Path) -> None:
+    deep = "/".join(["n"] * 150)
+    lower = [E(f"top/{b}/{deep}/old", data=b"old") for b in ("a", "b", "c")] + [E("top/z", data=b"z")]
+    apply(lower, tmp_path)
+    apply(
+        [
+            E(f"top/b/{deep}/new", data=b"new"),
+            E(f"src/{deep}/file", data=b"shared"),
+            E(f"dst/{deep}/link", "hardlink", link=f"src/{deep}/file"),
+            E("top/.wh..wh..opq"),
+        ],
+        tmp_path,
+    )
+    assert os.listdir(tmp_path / "top") == ["b"]
+    assert os.listdir(tmp_path / "top/b" / deep) == ["new"]
+    assert (
+        os.stat(tmp_path / "dst" / deep / "link").st_ino == os.stat(tmp_path / "src" / deep / "file").st_ino
+    )

@@ -725,6 +725,14 @@ class _Extractor:
         tfd = self.dir_fd(tparent, create=False)
         if tfd is None:
             raise LayerError(m.name, f"hardlink target {m.linkname!r} does not exist")
+        # Resolving the link's own parent may evict tfd from the cache: keep a copy.
+        tfd = os.dup(tfd)
+        try:
+            self._link(m, path, parent, name, tfd, tname)
+        finally:
+            os.close(tfd)
+
+    def _link(self, m: _Member, path: str, parent: str, name: str, tfd: int, tname: str) -> None:
         pfd = self.dir_fd(parent)
         assert pfd is not None
         try:
@@ -814,20 +822,27 @@ class _Extractor:
             return
         fd = self.dir_fd(path, create=False)
         if fd is not None:
-            self._clear_lower(fd, path)
+            # Our own descriptors: the cache may close its ones while we walk down.
+            self._clear_lower(os.dup(fd), path)
 
     def _clear_lower(self, fd: int, path: str) -> None:
-        """Apply mode: remove everything under ``path`` that this layer did not create."""
-        for name in os.listdir(fd):
-            child = f"{path}/{name}" if path else name
-            if child not in self.mine:
-                self._remove(fd, child, name)
-                continue
-            st = os.stat(name, dir_fd=fd, follow_symlinks=False)
-            if stat.S_ISDIR(st.st_mode):
-                cfd = self.dir_fd(child, create=False)
-                if cfd is not None:
-                    self._clear_lower(cfd, child)
+        """Apply mode: remove everything under ``path`` that this layer did not create.
+
+        Takes ownership of ``fd``.
+        """
+        try:
+            for name in os.listdir(fd):
+                child = f"{path}/{name}" if path else name
+                if child not in self.mine:
+                    self._remove(fd, child, name)
+                    continue
+                try:
+                    cfd = os.open(name, _O_DIR, dir_fd=fd)
+                except OSError:
+                    continue  # this layer's own non-directory: it stays
+                self._clear_lower(cfd, child)
+        finally:
+            os.close(fd)
 
     def _existing_dir(self, path: str) -> int | None:
         try:
