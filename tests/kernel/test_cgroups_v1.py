@@ -19,7 +19,7 @@ from hako.errors import HakoError
 
 pytestmark = pytest.mark.skipif(cgroup_version() != 1, reason="the host's containers use cgroup v2")
 
-PY = "/usr/bin/python3"
+PY = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
 
 
 def wait_until(check: Callable[[], bool], what: str, timeout: float = 10.0) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,7 +18,7 @@ from hako.cgroups.detect import layout
 from hako.cgroups.v2 import V2Manager
 from hako.errors import HakoError
 
-PY = "/usr/bin/python3"
+PY = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
 
 
 def _unified_mount() -> str | None:
