@@ -785,7 +785,8 @@ def test_parallel_creates_share_one_root(lab: Lab) -> None:
 # ---------------------------------------------------------------- Kubernetes pod shape (CRI)
 
 
-def test_cri_pod_sandbox_and_app_container(lab: Lab) -> None:
+@pytest.mark.parametrize("share_pid", [False, True], ids=["own-pidns", "shareProcessNamespace"])
+def test_cri_pod_sandbox_and_app_container(lab: Lab, share_pid: bool) -> None:
     """What containerd's CRI plugin asks for a pod: a sandbox holding net/ipc/uts, an app container
     joining them by path under the pod's cgroup, per-container oomScoreAdj, a pod-level sysctl
     and kubelet's bind-mounted /etc/hosts."""
@@ -803,13 +804,10 @@ def test_cri_pod_sandbox_and_app_container(lab: Lab) -> None:
     hosts = lab.tmp / "etc-hosts"
     hosts.write_text("127.0.0.1 localhost\n10.0.0.7 pod-host # kubelet\n")
     script = "cat /proc/sys/net/ipv4/ip_unprivileged_port_start /etc/hosts > /report; hostname >> /report; exec sleep 1000"
-    joined = [
-        {"type": t, "path": f"/proc/{spid}/ns/{f}"}
-        for t, f in (("network", "net"), ("ipc", "ipc"), ("uts", "uts"))
-    ]
-    aid, abundle, acfg = lab.bundle(
-        ["sh", "-c", script], namespaces=[{"type": "pid"}, {"type": "mount"}, {"type": "cgroup"}, *joined]
-    )
+    shared = [("network", "net"), ("ipc", "ipc"), ("uts", "uts")] + ([("pid", "pid")] if share_pid else [])
+    joined = [{"type": t, "path": f"/proc/{spid}/ns/{f}"} for t, f in shared]
+    own = [{"type": "mount"}, {"type": "cgroup"}] + ([] if share_pid else [{"type": "pid"}])
+    aid, abundle, acfg = lab.bundle(["sh", "-c", script], namespaces=own + joined)
     acfg["linux"]["cgroupsPath"] = f"/{CG_PARENT}/{pod}/{aid}"
     del acfg["hostname"]  # CRI names only the sandbox; the app shares its uts namespace
     acfg["linux"]["resources"]["memory"] = {"limit": 67108864}
@@ -831,9 +829,14 @@ def test_cri_pod_sandbox_and_app_container(lab: Lab) -> None:
     lab.start(aid)
     apid = lab.pid(aid)
     assert wait_until(lambda: _cmdline(apid).startswith(b"sleep")), _read(lab.tmp / "app.out")
-    for ns in ("net", "ipc", "uts"):
+    for _, ns in shared:
         assert os.readlink(f"/proc/{apid}/ns/{ns}") == os.readlink(f"/proc/{spid}/ns/{ns}"), ns
-    assert os.readlink(f"/proc/{apid}/ns/pid") != os.readlink(f"/proc/{spid}/ns/pid")
+    if share_pid:
+        # the sandbox is pid 1 of the shared namespace; the app sees it
+        assert proc_status(apid)["NSpid"].split()[-1] != "1"
+    else:
+        assert os.readlink(f"/proc/{apid}/ns/pid") != os.readlink(f"/proc/{spid}/ns/pid")
+        assert proc_status(apid)["NSpid"].split()[-1] == "1"
     assert Path(f"/proc/{apid}/oom_score_adj").read_text().strip() == "1000"
     assert Path(f"/proc/{spid}/oom_score_adj").read_text().strip() == "100"
     report = (abundle / "rootfs/report").read_text().split("\n")
