@@ -229,8 +229,13 @@ def _merge_dir(
             continue
         _remove(d)
         if link:
-            os.link(s, d, follow_symlinks=False)
-            continue
+            try:
+                os.link(s, d, follow_symlinks=False)
+                continue
+            except OSError as e:
+                if e.errno not in (errno.EXDEV, errno.EMLINK):
+                    raise
+                # another filesystem, or the inode has all the links it may: copy instead
         key = (st.st_dev, st.st_ino)
         if st.st_nlink > 1 and key in inodes:
             os.link(inodes[key], d, follow_symlinks=False)
