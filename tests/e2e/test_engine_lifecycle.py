@@ -52,6 +52,13 @@ def test_run_foreground_streams_and_exit_code(hako_env: HakoEnv) -> None:
     # stdin reaches the container with -i.
     p = hako_env.run("run", "--rm", "-i", "busybox", "sh", "-c", "tr a-z A-Z", input="shout\n")
     assert p.returncode == 0 and p.stdout == "SHOUT\n"
+    # -t: a pty from the runtime's console socket, held by the monitor (script(1) gives us a terminal).
+    import subprocess
+
+    cmd = f"{HAKO} run --rm -t busybox sh -c 'tty; echo $TERM; exit 4'"
+    p2 = subprocess.run(["script", "-qec", cmd, "/dev/null"], env=hako_env.env, capture_output=True, text=True,
+                        stdin=subprocess.DEVNULL, timeout=60)
+    assert p2.returncode == 4 and p2.stdout.split() == ["/dev/pts/0", "xterm"], (p2.stdout, p2.stderr)
 
 
 def test_detached_lifecycle_monitor_logs_exec_rm(hako_env: HakoEnv) -> None:
