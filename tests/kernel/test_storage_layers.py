@@ -198,3 +198,28 @@ def test_reference_images_pass_check_rootfs(tmp_path: Path, mounts: list[Path]) 
                 text=True,
             )
             assert r.returncode == 0, f"{tag} {tree}: {r.stdout}{r.stderr}"
+
+
+@pytest.mark.parametrize("overlay_mode", [True, False])
+def test_binary_and_privileged_xattrs(tmp_path: Path, overlay_mode: bool) -> None:
+    import struct
+
+    from tests.fixtures_storage import E
+
+    # VFS_CAP_REVISION_2 | effective, permitted = CAP_NET_BIND_SERVICE: not valid UTF-8 as text
+    cap = struct.pack("<IIIII", 0x02000001, 1 << 10, 0, 0, 0)
+    entries = [
+        E("bin", "dir", xattrs={"trusted.dir-note": "d"}),
+        E(
+            "bin/ping",
+            data=b"\x7fELF",
+            mode=0o755,
+            xattrs={"security.capability": cap.decode("utf-8", "surrogateescape")},
+        ),
+        E("bin/noted", data=b"", xattrs={"trusted.note": "t", "user.bin": "\udcff\udcfe"}),
+    ]
+    apply_layer(OneWay(tar_bytes(entries)), tmp_path, overlay_whiteouts=overlay_mode)
+    assert os.getxattr(tmp_path / "bin/ping", "security.capability") == cap
+    assert os.getxattr(tmp_path / "bin/noted", "trusted.note") == b"t"
+    assert os.getxattr(tmp_path / "bin/noted", "user.bin") == b"\xff\xfe"
+    assert os.getxattr(tmp_path / "bin", "trusted.dir-note") == b"d"
