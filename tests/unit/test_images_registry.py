@@ -148,3 +148,18 @@ def test_redirected_blob_download(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
     _mock(monkeypatch, handler)
     with RegistryClient("127.0.0.1:1", root=tmp_path, credentials=Credentials("u", "p")) as c:
         assert b"".join(c.stream_blob("r", "sha256:" + "0" * 64)) == b"blob"
+
+
+def test_manifest_digest_header_mismatch(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import httpx
+
+    def handler(req: httpx.Request) -> httpx.Response:
+        if req.url.path == "/v2/":
+            return httpx.Response(200)
+        return httpx.Response(200, content=b"{}", headers={"Content-Type": mt.OCI_MANIFEST,
+                                                          "Docker-Content-Digest": "sha256:" + "1" * 64})
+
+    _mock(monkeypatch, handler)
+    with RegistryClient("127.0.0.1:1", root=tmp_path) as c:
+        with pytest.raises(RegistryError, match="registry says sha256:1111"):
+            c.get_manifest("r", "latest")

@@ -35,7 +35,18 @@ def _tls(p: argparse.ArgumentParser) -> None:
 
 
 # -- commands ----------------------------------------------------------------------------
+def _term_as_interrupt() -> None:
+    """SIGTERM unwinds like Ctrl-C, so a stopped pull or load rolls back what it made."""
+    import signal
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, handler)
+
+
 def cmd_pull(args: argparse.Namespace) -> int:
+    _term_as_interrupt()
     with _store(args) as s:
         image = s.pull(args.ref, platform=args.platform, tls_verify=args.tls_verify, quiet=args.quiet)
     print(image.id[7:])

@@ -233,6 +233,10 @@ class RegistryClient:
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
         if reference.startswith("sha256:") and digest != reference:
             raise RegistryError(f"manifest {reference}: content digest is {digest}: corrupted or tampered")
+        claimed = r.headers.get("Docker-Content-Digest", "")
+        if claimed.startswith("sha256:") and claimed != digest:
+            raise RegistryError(f"manifest {self.host}/{repo}:{reference}: registry says {claimed} but the "
+                                f"content digest is {digest}: corrupted or tampered")
         ctype = r.headers.get("Content-Type", "").split(";")[0].strip()
         return ManifestResponse(data, ctype, digest)
 
