@@ -177,3 +177,29 @@ def test_deep_image(tmp_path: Path, mounts: list[Path], driver: str) -> None:
     if driver == "overlay":
         view = mount_at(snap, snap.view("deep-view", chain), tmp_path / "view", mounts)
         assert sorted(os.listdir(view / "layers")) == want
+
+
+def _racer(root: str, data: bytes, go: object) -> None:
+    snap = Snapshotter(Path(root), driver="overlay")
+    with snap.new_layer("sha256:raced") as d:
+        go.wait(10)  # type: ignore[attr-defined]
+        apply_layer(OneWay(data), d)
+
+
+def test_concurrent_pulls_in_processes(tmp_path: Path) -> None:
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    data = tar_bytes([E("d", "dir")] + [E(f"d/f{i}", data=os.urandom(100)) for i in range(300)])
+    go = ctx.Event()
+    procs = [ctx.Process(target=_racer, args=(str(tmp_path / "s"), data, go)) for _ in range(3)]
+    for p in procs:
+        p.start()
+    go.set()
+    for p in procs:
+        p.join(30)
+    assert [p.exitcode for p in procs] == [0, 0, 0]
+    snap = Snapshotter(tmp_path / "s", driver="overlay")
+    assert len(os.listdir(snap.layer_path("sha256:raced") / "d")) == 300
+    assert os.listdir(tmp_path / "s/tmp") == []
+    assert len(os.listdir(tmp_path / "s/l")) == 1

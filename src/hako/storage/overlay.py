@@ -53,14 +53,18 @@ class MountSpec:
 
 
 def overlay_supported() -> bool:
-    """True when the running kernel knows overlayfs (built in or its module loaded)."""
+    """True when the running kernel knows overlayfs: built in, loaded, or loadable on mount."""
     try:
         with open("/proc/filesystems") as f:
             if any(line.split()[-1:] == ["overlay"] for line in f):
                 return True
     except OSError:
         return False
-    return os.path.isdir("/sys/module/overlay")
+    if os.path.isdir("/sys/module/overlay"):
+        return True
+    # mount(2) asks the kernel to load the module on demand
+    release = os.uname().release
+    return any(Path(f"/lib/modules/{release}/kernel/fs/overlayfs").glob("overlay.ko*"))
 
 
 def check_path(path: str) -> None:
