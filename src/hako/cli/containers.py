@@ -348,7 +348,9 @@ def _matches(info: dict[str, Any], filters: list[str]) -> bool:
             return False
         if key == "id" and not info["Id"].startswith(value):
             return False
-        if key == "ancestor" and value not in (info["Image"], info["ImageID"]):
+        if key == "ancestor" and value not in (info["Config"]["Image"], info["Image"]) and \
+                not info["Config"]["Image"].endswith("/" + value) and \
+                not info["Config"]["Image"].endswith("/" + value + ":latest"):
             return False
         if key == "exited" and (info["State"]["Status"] != "exited" or str(info["State"]["ExitCode"]) != value):
             return False
@@ -374,7 +376,7 @@ def cmd_ps(args: argparse.Namespace) -> int:
     rows = []
     for i in infos:
         cmd = " ".join((i["Config"].get("Entrypoint") or []) + (i["Config"].get("Cmd") or []))
-        row = {"ID": i["Id"][:12] if not args.no_trunc else i["Id"], "Image": i["Image"],
+        row = {"ID": i["Id"][:12] if not args.no_trunc else i["Id"], "Image": i["Config"]["Image"],
                "Command": cmd if args.no_trunc else (cmd[:20] + "…" if len(cmd) > 20 else cmd),
                "CreatedAt": i["Created"], "RunningFor": _ago(i["Created"]) + " ago", "Status": status_text(i),
                "State": i["State"]["Status"], "Ports": "", "Names": i["Name"].lstrip("/"),

@@ -462,6 +462,9 @@ class Engine:
             state["Health"] = st["health"]
         out = {k: v for k, v in rec.items() if k != "Hako"}
         out["Name"] = "/" + rec["Name"]
+        out["Image"] = rec["ImageID"]  # Docker: the id here, the name in Config.Image
+        out["Platform"] = "linux"
+        out["NetworkSettings"] = {"Networks": {rec["HostConfig"]["NetworkMode"]: {}}, "Ports": {}}
         out["State"] = state
         out["RestartCount"] = int(st.get("restart_count") or 0)
         out["Driver"] = "overlay"
