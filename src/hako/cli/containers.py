@@ -235,6 +235,18 @@ def cmd_start(args: argparse.Namespace) -> int:
     return code
 
 
+def cmd_attach(args: argparse.Namespace) -> int:
+    from hako.engine.containers import connect_attach
+
+    eng = _engine(args)
+    rec = eng.get(args.container)
+    if not eng.is_running(rec):
+        raise HakoError(f"container {rec['Name']} is not running")
+    sock = connect_attach(eng.cdir(rec["Id"]))
+    stdin = not args.no_stdin and bool(rec["Config"].get("OpenStdin"))
+    return attach_session(sock, stdin=stdin, tty=bool(rec["Config"].get("Tty")))
+
+
 def _each(args: argparse.Namespace, fn: Any) -> int:
     code = 0
     for ref in args.containers:
@@ -657,6 +669,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("-a", "--attach", action="store_true")
     p.add_argument("-i", "--interactive", action="store_true")
     p.add_argument("containers", nargs="+")
+
+    p = add("attach", cmd_attach, "attach to a running container's output (and stdin when it was run with -i)")
+    p.add_argument("--no-stdin", action="store_true")
+    p.add_argument("container")
 
     for name, func, help_ in (("stop", cmd_stop, "stop running containers"),
                               ("restart", cmd_restart, "restart containers")):
