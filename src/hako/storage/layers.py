@@ -92,6 +92,17 @@ def clean_path(name: str, entry: str | None = None) -> str:
     A leading '/' is dropped and '.' components vanish; '..' is resolved lexically and
     refused when it would climb above the root.
     """
+    # Most names are already clean ("usr/lib/x.so"): no '.'-led, empty or trailing parts.
+    if (
+        name
+        and name[0] not in "/."
+        and name[-1] != "/"
+        and "//" not in name
+        and "/." not in name
+        and "\0" not in name
+        and name.count("/") < MAX_DEPTH
+    ):
+        return name
     parts: list[str] = []
     for comp in name.split("/"):
         if comp in ("", "."):
