@@ -921,6 +921,11 @@ def _has_xattr(target: int | str, name: str) -> bool:
     return True
 
 
+def has_implicit_dirs(layer: Path) -> bool:
+    """Whether overlay layer ``layer`` still waits for ``fix_implicit_dirs``."""
+    return _has_xattr(str(layer), IMPLICIT_XATTR)
+
+
 def fix_implicit_dirs(layer: Path, lowers: Sequence[Path]) -> int:
     """Give the implicit directories of overlay layer ``layer`` their lower attributes.
 
@@ -928,7 +933,7 @@ def fix_implicit_dirs(layer: Path, lowers: Sequence[Path]) -> int:
     getxattr) for layers without implicit directories; safe to run twice or concurrently.
     Returns how many directories were fixed.
     """
-    if not _has_xattr(str(layer), IMPLICIT_XATTR):
+    if not has_implicit_dirs(layer):
         return 0
     fds = [os.open(lower, _O_DIR) for lower in lowers]
     fixed = 0

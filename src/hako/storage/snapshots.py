@@ -30,7 +30,7 @@ from pathlib import Path
 
 from hako.errors import Conflict, HakoError, KernelError, NotFound
 from hako.storage import overlay
-from hako.storage.layers import fix_implicit_dirs
+from hako.storage.layers import fix_implicit_dirs, has_implicit_dirs
 from hako.storage.overlay import MountSpec
 from hako.sys.libc import LIBC
 
@@ -175,7 +175,7 @@ class Snapshotter:
         """Finish layers unpacked without their lowers (see layers.fix_implicit_dirs)."""
         for i, c in enumerate(chain_ids):
             layer = self.layer_path(c)
-            if i:
+            if i and has_implicit_dirs(layer):
                 fix_implicit_dirs(layer, self.lower_dirs(chain_ids[:i]))
 
     def _lowers(self, chain_ids: list[str]) -> list[str]:
