@@ -47,7 +47,13 @@ PODMAN_CAPS = [
 ]  # fmt: skip
 # Gaps of hako-runtime against the client contract, known and reported; xfail (not strict) so
 # a fix shows up as XPASS. Keyed by test name, or "name[param]" for one parametrization.
-KNOWN_HAKO_GAPS: dict[str, str] = {}
+_LATE_PROCESS_SETTINGS = (
+    "rlimits and oomScoreAdj are applied after `start` (in exec_process), not before init reports "
+    "ready: create succeeds and the container dies with 127 instead of create failing (runc)"
+)
+KNOWN_HAKO_GAPS: dict[str, str] = {
+    "test_process_settings_that_cannot_apply_fail_create": _LATE_PROCESS_SETTINGS,
+}
 _MISSING = re.compile(r"not implemented|invalid choice|unknown command|no such command", re.I)
 
 
@@ -860,3 +866,37 @@ def _rmdir_ok(path: Path) -> bool:
     except OSError:
         return False
     return True
+
+
+def _unraisable_rlimit() -> dict[str, Any]:
+    import resource
+
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    return {"rlimits": [{"type": "RLIMIT_NOFILE", "hard": hard + 1, "soft": hard + 1}]}
+
+
+@pytest.mark.parametrize(
+    "process",
+    [_unraisable_rlimit(), {"oomScoreAdj": -999}],
+    ids=["rlimit-above-hard", "oom-score-adj-lowered"],
+)
+def test_process_settings_that_cannot_apply_fail_create(lab: Lab, process: dict[str, Any]) -> None:
+    """Without CAP_SYS_RESOURCE (this machine, many CI hosts) these cannot be applied: runc fails
+    `create` (podman: "OCI permission denied", exit 126). Failing only at `start` instead makes
+    `podman run -d` and the shim report a started container that died with 127."""
+    if os.geteuid() == 0 and _has_sys_resource():
+        pytest.skip("root has CAP_SYS_RESOURCE here: these settings apply")
+    cid, bundle, cfg = lab.bundle(["sh", "-c", "touch /ran"])
+    cfg["process"].update(process)
+    write_config(bundle, cfg)
+    log = lab.tmp / "oci-log"
+    res = lab.create(cid, bundle, log=log, check=False)
+    assert res.returncode == 1, f"create must fail: {res}"
+    entries = [json.loads(ln) for ln in log.read_text().splitlines() if ln.strip()]
+    assert any(e.get("level") == "error" for e in entries), entries  # runc adds a "fatal" line first
+    assert not (bundle / "rootfs/ran").exists()
+
+
+def _has_sys_resource() -> bool:
+    cap_eff = int(proc_status(os.getpid())["CapEff"], 16)
+    return bool(cap_eff & (1 << 24))  # CAP_SYS_RESOURCE
