@@ -129,3 +129,14 @@ def test_usage_counts_upper_bytes_once_per_inode(tmp_path: Path) -> None:
     assert snap.usage("c") == 110
     with pytest.raises(NotFound):
         snap.usage("nope")
+
+
+def test_clean_tmp_removes_only_stale_entries(tmp_path: Path) -> None:
+    snap = Snapshotter(tmp_path, driver="overlay")
+    stale, fresh = tmp_path / "tmp/stale", tmp_path / "tmp/fresh"
+    stale.mkdir()
+    (stale / "f").write_text("x")
+    fresh.mkdir()
+    os.utime(stale, (1, 1))
+    assert snap.clean_tmp() == 1
+    assert os.listdir(tmp_path / "tmp") == ["fresh"]

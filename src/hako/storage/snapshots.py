@@ -166,6 +166,21 @@ class Snapshotter:
             return
         shutil.rmtree(trash, ignore_errors=True)
 
+    def clean_tmp(self, older_than: float = 24 * 3600) -> int:
+        """Remove what crashed processes left in tmp/ (for garbage collection); returns a count.
+
+        Only entries untouched for ``older_than`` seconds go, so running pulls keep theirs.
+        """
+        import time
+
+        removed = 0
+        limit = time.time() - older_than
+        for entry in os.scandir(self.root / "tmp"):
+            if entry.stat(follow_symlinks=False).st_mtime < limit:
+                shutil.rmtree(entry.path, ignore_errors=True)
+                removed += 1
+        return removed
+
     # -- containers -------------------------------------------------------------------
 
     def _container_dir(self, key: str) -> Path:
