@@ -900,3 +900,14 @@ def test_process_settings_that_cannot_apply_fail_create(lab: Lab, process: dict[
 def _has_sys_resource() -> bool:
     cap_eff = int(proc_status(os.getpid())["CapEff"], 16)
     return bool(cap_eff & (1 << 24))  # CAP_SYS_RESOURCE
+
+
+def test_delete_force_of_paused_container(lab: Lab) -> None:
+    """podman rm -f / ctr task rm -f on a paused container: a frozen task cannot die until thawed."""
+    cid, _, pid = lab.run_detached(["sleep", "1000"])
+    assert lab.call("pause", cid).returncode == 0
+    res = lab.call("delete", "--force", cid)
+    assert res.returncode == 0, str(res)
+    assert wait_until(lambda: not pid_alive(pid)), "init still alive (frozen?) after delete --force"
+    for ctrl in ("freezer", "memory"):
+        assert not cgroup_path(ctrl, f"{CG_PARENT}/{cid}").exists(), f"{ctrl} cgroup left"
