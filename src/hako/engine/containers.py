@@ -168,7 +168,7 @@ class Engine:
             cdir.mkdir(parents=True)
             (cdir / "lock").touch()
             rootfs = cdir / "bundle" / "rootfs"
-            saved = self.images.prepare_rootfs(cid, image, cdir)
+            saved = self.images.prepare_rootfs(cid, image, cdir, volatile=opts.rm)
             rec["Hako"]["Rootfs"] = saved
             self.images.mount_rootfs(saved, rootfs)
             rec["Mounts"] = self._mounts(opts, cfg, rootfs)

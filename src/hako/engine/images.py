@@ -137,17 +137,23 @@ class ImageProvider:
                 pass
 
     # --- root filesystems ------------------------------------------------------------------
-    def prepare_rootfs(self, cid: str, image: EngineImage, cdir: Path) -> dict[str, Any]:
-        """Make the container's writable root; returns what ``mount_rootfs`` needs later."""
+    def prepare_rootfs(self, cid: str, image: EngineImage, cdir: Path, volatile: bool = False) -> dict[str, Any]:
+        """Make the container's writable root; returns what ``mount_rootfs`` needs later.
+
+        ``volatile`` (for --rm containers, as podman does): overlayfs skips every sync of the upper
+        filesystem, so unmounting does not wait for all of the host filesystem's dirty data."""
+        extra = ["volatile"] if volatile else []
         if self.snapshotter is not None and image.chain_ids:
             mounts = self.snapshotter.prepare(cid, image.chain_ids)
             return {"kind": "snapshot", "key": cid,
-                    "mounts": [{"type": m.type, "source": m.source, "options": list(m.options)} for m in mounts]}
+                    "mounts": [{"type": m.type, "source": m.source,
+                                "options": list(m.options) + (extra if m.type == "overlay" else [])}
+                               for m in mounts]}
         upper, work = cdir / "diff", cdir / "work"
         upper.mkdir(parents=True, exist_ok=True)
         work.mkdir(parents=True, exist_ok=True)
         lowers = [str(p) for p in reversed(image.layer_dirs)]
-        return {"kind": "overlay", "lower": lowers, "upper": str(upper), "work": str(work)}
+        return {"kind": "overlay", "lower": lowers, "upper": str(upper), "work": str(work), "extra": extra}
 
     def mount_rootfs(self, saved: dict[str, Any], target: Path) -> None:
         target.mkdir(parents=True, exist_ok=True)
@@ -160,7 +166,8 @@ class ImageProvider:
             self.snapshotter.mount(mounts, target)
             return
         lower = ":".join(saved["lower"])
-        opts = f"lowerdir={lower},upperdir={saved['upper']},workdir={saved['work']}"
+        opts = ",".join([f"lowerdir={lower},upperdir={saved['upper']},workdir={saved['work']}",
+                         *saved.get("extra", [])])
         proc = subprocess.run(["mount", "-t", "overlay", "overlay", "-o", opts, str(target)],
                               capture_output=True, text=True)
         if proc.returncode != 0:
