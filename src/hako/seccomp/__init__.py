@@ -9,7 +9,8 @@ The four entry points the runtime and the engine use; each imports its module on
 - ``load(seccomp or prepared)``: install the filter in the calling process (init, last
   step before execve), returning the notify listener fd when SCMP_ACT_NOTIFY is used;
 - ``send_to_listener(path, fd, state, metadata)``: hand that fd to a seccomp agent;
-- ``default_profile(caps)``: a default profile as strict as Docker's, as OCI JSON.
+- ``default_profile(caps)``: a default profile as strict as Docker's, as OCI JSON;
+- ``from_docker(doc, caps)``: a Docker-format profile file resolved for one container.
 
 Submodules are named so none shadows an entry point (``defaults`` holds the default
 profile, not ``default_profile``).
@@ -75,6 +76,13 @@ def default_profile(caps: list[str] | None = None) -> dict[str, Any]:
     return _default(caps)
 
 
+def from_docker(doc: dict[str, Any], caps: list[str] | None = None) -> dict[str, Any]:
+    """A Docker/containers-format profile (``--security-opt seccomp=``) resolved to OCI JSON."""
+    from hako.seccomp.docker import from_docker as _from_docker
+
+    return _from_docker(doc, caps)
+
+
 def features() -> dict[str, Any]:
     """The ``linux.seccomp`` object for ``hako-runtime features`` (what this host supports)."""
     from hako.seccomp.features import features as _features
@@ -82,4 +90,4 @@ def features() -> dict[str, Any]:
     return _features()
 
 
-__all__ = ["default_profile", "features", "load", "prepare", "send_to_listener", "validate", "warm"]
+__all__ = ["default_profile", "features", "from_docker", "load", "prepare", "send_to_listener", "validate", "warm"]
