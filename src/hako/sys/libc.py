@@ -11,6 +11,7 @@ import ctypes.util
 
 from hako.errors import KernelError
 
+
 def _load_libc() -> ctypes.CDLL:
     # The soname first: find_library runs ``ldconfig -p`` in a child process (several ms per command).
     try:
