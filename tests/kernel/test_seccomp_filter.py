@@ -214,11 +214,20 @@ import hako.seccomp as sc
 profile = json.loads(sys.argv[2])
 # A fresh interpreter: nothing of hako.seccomp is imported before this point.
 assert "hako.seccomp.filter" not in sys.modules
-handle = sc.prepare(profile) if sys.argv[3] == "prepare" else sc.validate(profile)
+way = sys.argv[3]
+if way == "prepare":
+    handle = sc.prepare(profile)
+elif way == "validate":
+    sc.validate(profile)
+else:  # warm with the profile: compiled now, so load must not need libseccomp again
+    sc.warm(profile, cache_dir=sys.argv[4])
+    import hako.seccomp.filter as f
+    f.build = None
+
 ctypes.CDLL(None).prctl(38, 1, 0, 0, 0)
 os.chroot(sys.argv[1])
 os.chdir("/")
-sc.load(handle if sys.argv[3] == "prepare" else profile)
+sc.load(handle if way == "prepare" else profile)
 try:
     os.mkdir("/x")
     err = 0
@@ -228,7 +237,7 @@ print(json.dumps([err, os.listdir("/")]))
 """
 
 
-@pytest.mark.parametrize("way", ["prepare", "validate"])
+@pytest.mark.parametrize("way", ["prepare", "validate", "warm"])
 def test_load_works_after_the_filesystem_is_gone(tmp_path: Path, way: str) -> None:
     # What the container init does: validate (create, before forking) or prepare before
     # pivot_root, load after it, when neither libseccomp nor hako's modules can be opened.
@@ -239,13 +248,28 @@ def test_load_works_after_the_filesystem_is_gone(tmp_path: Path, way: str) -> No
     empty = tmp_path / "empty"
     empty.mkdir()
     out = subprocess.run(
-        [sys.executable, "-c", AFTER_CHROOT, str(empty), json.dumps(_profile(DENY_MKDIR_38)), way],
+        [sys.executable, "-c", AFTER_CHROOT, str(empty), json.dumps(_profile(DENY_MKDIR_38)), way, str(tmp_path / "cache")],
         capture_output=True,
         text=True,
         timeout=30,
     )
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout) == [errno.ENOSYS, []]
+    if way == "warm":
+        assert len(list((tmp_path / "cache").iterdir())) == 1
+
+
+def test_remembered_program_is_not_used_for_a_changed_document(tmp_path: Path) -> None:
+    from hako.seccomp import filter as f
+
+    profile = _profile(DENY_MKDIR_38)
+    seccomp.warm(profile)
+    assert f._remembered(profile) is not None
+    assert f._remembered(dict(profile)) is None  # another dict, even if equal
+    profile["syscalls"] = [{"names": ["rename", "renameat", "renameat2"], "action": "SCMP_ACT_ERRNO"}]
+    assert f._remembered(profile) is None  # same dict, changed since
+    res = run_filtered(lambda: seccomp.load(profile), lambda _: _mkdir_errno(tmp_path / "x"))
+    assert res.value == 0
 
 
 def test_compiled_programs_are_cached(tmp_path: Path) -> None:

@@ -38,14 +38,21 @@ def validate(seccomp: dict[str, Any]) -> None:
     warm()
 
 
-def warm() -> None:
-    """Import and dlopen everything ``load`` needs while the host's filesystem is visible."""
+def warm(seccomp: dict[str, Any] | None = None, cache_dir: str | None = None) -> None:
+    """Import and dlopen everything ``load`` needs while the host's filesystem is visible.
+
+    Given the container's ``seccomp``, also compile it now (reusing ``cache_dir``'s program
+    when this profile was compiled before): the init's ``load(seccomp)`` of that same dict
+    then only makes the seccomp(2) call, taking libseccomp's ~10 ms off ``start``.
+    """
     from hako.seccomp import filter as _filter
     from hako.seccomp import libseccomp as _lib
     from hako.seccomp import notify as _notify  # noqa: F401 - send_fd for a notify listener fd
 
     _lib.lib()
     _filter.warm()
+    if seccomp is not None:
+        _filter.remember(seccomp, _filter.prepare(seccomp, cache_dir=cache_dir))
 
 
 def prepare(seccomp: dict[str, Any], cache_dir: str | None = None) -> Prepared:

@@ -17,6 +17,8 @@ which sets every kernel flag, including WAIT_KILLABLE_RECV that libseccomp 2.5 c
 from __future__ import annotations
 
 import ctypes
+import hashlib
+import json
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -231,9 +233,6 @@ _CACHE_FORMAT = b"hako-seccomp-bpf-2"
 
 
 def _cache_key(seccomp: dict[str, Any]) -> str:
-    import hashlib
-    import json
-
     h = hashlib.sha256(_CACHE_FORMAT)
     h.update(f"{scmp.version()}:{scmp.arch_native():x}:".encode())
     h.update(json.dumps(seccomp, sort_keys=True, separators=(",", ":")).encode())
@@ -316,7 +315,31 @@ def load(seccomp: dict[str, Any] | Prepared, root: str = ROOT) -> int | None:
     """
     if isinstance(seccomp, Prepared):
         return seccomp.load()
+    remembered = _remembered(seccomp)
+    if remembered is not None:
+        return remembered.load()
     return prepare(seccomp, root).load()
+
+
+# What ``warm(seccomp)`` compiled in ``create`` (before forking), for the init's later
+# ``load(seccomp)`` of the same document: keyed by the dict's identity *and* a digest of its
+# content, so a document changed in between is compiled afresh rather than mistaken.
+_REMEMBERED: tuple[int, str, Prepared] | None = None
+
+
+def _digest(seccomp: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(seccomp, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def remember(seccomp: dict[str, Any], prepared: Prepared) -> None:
+    global _REMEMBERED
+    _REMEMBERED = (id(seccomp), _digest(seccomp), prepared)
+
+
+def _remembered(seccomp: dict[str, Any]) -> Prepared | None:
+    if _REMEMBERED is None or _REMEMBERED[0] != id(seccomp):
+        return None
+    return _REMEMBERED[2] if _REMEMBERED[1] == _digest(seccomp) else None
 
 
 def export_bpf(seccomp: dict[str, Any], root: str = ROOT) -> bytes:
