@@ -47,12 +47,14 @@ def warm(seccomp: dict[str, Any] | None = None, cache_dir: str | None = None) ->
     """
     from hako.seccomp import filter as _filter
     from hako.seccomp import libseccomp as _lib
-    from hako.seccomp import notify as _notify  # noqa: F401 - send_fd for a notify listener fd
 
     _lib.lib()
     _filter.warm()
     if seccomp is not None:
-        _filter.remember(seccomp, _filter.prepare(seccomp, cache_dir=cache_dir))
+        prepared = _filter.prepare(seccomp, cache_dir=cache_dir)
+        _filter.remember(seccomp, prepared)
+        if prepared.notify:
+            from hako.seccomp import notify as _notify  # noqa: F401 - send_fd for the listener fd
 
 
 def prepare(seccomp: dict[str, Any], cache_dir: str | None = None) -> Prepared:

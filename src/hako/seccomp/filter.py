@@ -17,8 +17,6 @@ which sets every kernel flag, including WAIT_KILLABLE_RECV that libseccomp 2.5 c
 from __future__ import annotations
 
 import ctypes
-import hashlib
-import json
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -233,6 +231,9 @@ _CACHE_FORMAT = b"hako-seccomp-bpf-2"
 
 
 def _cache_key(seccomp: dict[str, Any]) -> str:
+    import hashlib
+    import json
+
     h = hashlib.sha256(_CACHE_FORMAT)
     h.update(f"{scmp.version()}:{scmp.arch_native():x}:".encode())
     h.update(json.dumps(seccomp, sort_keys=True, separators=(",", ":")).encode())
@@ -328,6 +329,10 @@ _REMEMBERED: tuple[int, str, Prepared] | None = None
 
 
 def _digest(seccomp: dict[str, Any]) -> str:
+    # Imported by remember(), in create, before the init loses sight of the host's files.
+    import hashlib
+    import json
+
     return hashlib.sha256(json.dumps(seccomp, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
