@@ -279,7 +279,9 @@ class _Member:
 
 
 def _octal(field: bytes) -> int:
-    return int(field.split(b"\0", 1)[0].strip() or b"0", 8)
+    # int() allows surrounding whitespace; anything odd (a NUL inside) raises and the
+    # header goes to tarfile, which cuts at the first NUL.
+    return int(field.rstrip(b"\0 ") or b"0", 8)
 
 
 class _HeaderReader:
