@@ -6,24 +6,33 @@ runtime is started for every call a container manager makes.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from hako.errors import HakoError
 
 
-@dataclass
 class FlagSpec:
-    name: str  # canonical long name without dashes
-    takes_value: bool = False
-    multi: bool = False
-    aliases: tuple[str, ...] = ()
-    optional_value: bool = False  # --rootless or --rootless=true
+    """One flag: canonical long name without dashes; plain class, as dataclasses cost start-up time."""
+
+    __slots__ = ("name", "takes_value", "multi", "aliases", "optional_value")
+
+    def __init__(
+        self,
+        name: str,
+        takes_value: bool = False,
+        multi: bool = False,
+        aliases: tuple[str, ...] = (),
+        optional_value: bool = False,  # --rootless or --rootless=true
+    ) -> None:
+        self.name = name
+        self.takes_value = takes_value
+        self.multi = multi
+        self.aliases = aliases
+        self.optional_value = optional_value
 
 
-@dataclass
 class Parsed:
-    flags: dict[str, object] = field(default_factory=dict)
-    args: list[str] = field(default_factory=list)
+    def __init__(self) -> None:
+        self.flags: dict[str, object] = {}
+        self.args: list[str] = []
 
     def get(self, name: str, default: object = None) -> object:
         return self.flags.get(name, default)

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
 
 from hako.errors import HakoError
 from hako.runtime import log
 from hako.runtime.argv import FlagSpec as F
 from hako.runtime.argv import Parsed, parse
+
+TYPE_CHECKING = False  # typing/collections.abc cost start-up time; mypy treats this name as true
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 VERSION = "0.1.0"
 SPEC_VERSION = "1.0.2"

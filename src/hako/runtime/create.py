@@ -274,7 +274,7 @@ def create(cid: str, opts: CreateOptions, *, subreaper: bool = False) -> tuple[C
             elif msg["t"] == "created":
                 break
         parent.close()
-        from hako.sys.proc import start_time
+        from hako.sys.procfs import start_time
 
         st = State(
             id=cid,
@@ -331,7 +331,7 @@ def _kill_wait(pid: int, *, child: bool) -> None:
 
 
 def wait_gone(pid: int, started: int | None, timeout: float = 5.0) -> None:
-    from hako.sys.proc import is_alive
+    from hako.sys.procfs import is_alive
 
     deadline = time.monotonic() + timeout
     delay = 0.0005

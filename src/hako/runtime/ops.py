@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import json
 import os
-import select
-import signal
-from typing import Any
 
 from hako.errors import Conflict, HakoError, NotFound
 from hako.runtime.state import Container
 
+# typing costs start-up time; mypy treats a name TYPE_CHECKING as true.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
 
 def parse_signal(s: str) -> int:
+    import signal
+
     if s.isdigit():
         n = int(s)
         if not 0 < n < 65:
@@ -40,6 +44,8 @@ def locked(root: str, cid: str) -> Container:
 
 
 def start(root: str, cid: str) -> None:
+    import select
+
     c = locked(root, cid)
     try:
         status = c.status()
@@ -52,7 +58,7 @@ def start(root: str, cid: str) -> None:
             p.register(fd, select.POLLIN)
             st0 = c.state
             assert st0 is not None
-            from hako.sys.proc import is_alive
+            from hako.sys.procfs import is_alive
 
             # Poll in slices: an init that died before opening its end would never answer.
             for _ in range(300):
@@ -69,6 +75,9 @@ def start(root: str, cid: str) -> None:
         if data != b"0":
             raise HakoError(f"container {cid}: init exited before start")
         os.unlink(c.fifo)
+        from hako.runtime import log
+
+        log.phase("exec")
         st = c.state
         assert st is not None
         st.started = True
@@ -105,6 +114,8 @@ def state(root: str, cid: str) -> dict[str, Any]:
 
 
 def kill(root: str, cid: str, sig: int, all_procs: bool = False) -> None:
+    import signal
+
     c = locked(root, cid)
     try:
         st = c.state
@@ -127,6 +138,8 @@ def kill(root: str, cid: str, sig: int, all_procs: bool = False) -> None:
 
 
 def delete(root: str, cid: str, force: bool = False) -> None:
+    import signal
+
     c = Container(root, cid)
     try:
         c.lock()

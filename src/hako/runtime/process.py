@@ -40,6 +40,8 @@ def find_executable(name: str, env: list[str]) -> str:
             raise HakoError(f'exec: "{name}": stat {name}: {(e.strerror or str(e)).lower()}') from None
         if stat.S_ISDIR(st.st_mode):
             raise HakoError(f'exec: "{name}": is a directory')
+        if not os.access(name, os.X_OK):
+            raise HakoError(f'exec: "{name}": permission denied')
         return name
     path = env_get(env, "PATH")
     if path is None:

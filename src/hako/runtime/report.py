@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import os
 import time
-from typing import Any
 
 from hako.errors import Conflict, HakoError
+
+TYPE_CHECKING = False  # typing costs start-up time; mypy treats this name as true
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def ps_table(pids: list[int]) -> str:

@@ -12,11 +12,14 @@ import fcntl
 import json
 import os
 import re
-from dataclasses import dataclass, field
-from typing import Any
 
 from hako.errors import ConfigError, Conflict, NotFound
-from hako.sys.proc import is_alive
+from hako.sys.procfs import is_alive
+
+# typing costs start-up time; mypy treats a name TYPE_CHECKING as true.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 DEFAULT_ROOT = "/run/hako-runtime"
 OCI_VERSION = "1.0.2"
@@ -24,37 +27,50 @@ _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]*$")
 
 
 def check_id(cid: str) -> str:
-    if not cid or len(cid) > 1024 or not _ID_RE.match(cid) or cid in (".", ".."):
+    if not cid or len(cid) > 1024 or not _ID_RE.fullmatch(cid) or cid in (".", ".."):
         raise ConfigError("", f"invalid container id {cid!r}: use letters, digits and _.+- (not /, not ..)")
     return cid
 
 
-@dataclass
+_STATE_FIELDS: dict[str, Any] = {
+    "pid": 0,
+    "start_time": None,
+    "created": "",
+    "owner": "",
+    "annotations": dict,
+    "cgroup": None,  # hako.cgroups manager.save()
+    "systemd_cgroup": False,
+    "config": "",  # the config.json used
+    "started": False,
+}
+
+
 class State:
-    id: str
-    bundle: str
-    rootfs: str
-    pid: int = 0
-    start_time: int | None = None
-    created: str = ""
-    owner: str = ""
-    annotations: dict[str, str] = field(default_factory=dict)
-    cgroup: dict[str, Any] | None = None  # hako.cgroups manager.save()
-    systemd_cgroup: bool = False
-    namespaces: dict[str, str] = field(default_factory=dict)  # type -> /proc/<pid>/ns path joined by exec
-    config: str = ""  # path of the config.json used (hooks for poststop)
-    hooks_poststop: list[dict[str, Any]] = field(default_factory=list)
-    started: bool = False
-    # runtime-private: exec's parameters re-derived from config at exec time
-    extra: dict[str, Any] = field(default_factory=dict)
+    """What state.json holds (a plain class: dataclasses would cost start-up time for ``state``)."""
+
+    def __init__(self, id: str, bundle: str, rootfs: str, **kw: Any) -> None:  # noqa: A002
+        self.id = id
+        self.bundle = bundle
+        self.rootfs = rootfs
+        self.pid: int = 0
+        self.start_time: int | None = None
+        self.created: str = ""
+        self.owner: str = ""
+        self.annotations: dict[str, str] = {}
+        self.cgroup: dict[str, Any] | None = None
+        self.systemd_cgroup: bool = False
+        self.config: str = ""
+        self.started: bool = False
+        for k, v in kw.items():
+            if k in _STATE_FIELDS:
+                setattr(self, k, v)
 
     def to_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> State:
-        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
-        return cls(**known)
+        return cls(d["id"], d["bundle"], d["rootfs"], **{k: v for k, v in d.items() if k in _STATE_FIELDS})
 
 
 class Container:
