@@ -78,6 +78,7 @@ FLAGS = frozenset(
 )
 
 EPERM = 1
+SUN_PATH_MAX = 108  # sizeof(sockaddr_un.sun_path), including the terminating NUL
 MAX_ARGS = 6
 U64_MAX = 2**64 - 1
 U16_MAX = 2**16 - 1
@@ -218,8 +219,9 @@ def parse(seccomp: Any, root: str = ROOT) -> Profile:
     metadata = _str(obj.get("listenerMetadata") or "", f"{root}.listenerMetadata")
     if metadata and not listener_path:
         raise ConfigError(f"{root}.listenerMetadata", "must not be set without listenerPath")
-    if listener_path and not listener_path.startswith("/"):
-        raise ConfigError(f"{root}.listenerPath", f"must be an absolute path, got {listener_path!r}")
+    if len(listener_path.encode()) >= SUN_PATH_MAX:
+        # connect() would fail only when the container starts; say it at create.
+        raise ConfigError(f"{root}.listenerPath", f"longer than a unix socket path can be ({SUN_PATH_MAX - 1} bytes)")
     rules = tuple(_rule(r, f"{root}.syscalls[{i}]") for i, r in enumerate(_list(obj.get("syscalls") or [], f"{root}.syscalls")))
     profile = Profile(
         default_action=default,
