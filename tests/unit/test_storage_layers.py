@@ -217,6 +217,12 @@ HOSTILE = {
     "whiteout-dotdot": [E("d", "dir"), E("d/.wh..")],
     "root-as-symlink": [E(".", "symlink", link="../sentinel")],
     "hardlink-to-dir": [E("d", "dir"), E("h", "hardlink", link="d")],
+    "dir-replaced-by-symlink": [
+        E("a", "dir"),
+        E("a/f", data=b"1"),
+        E("a", "symlink", link="../sentinel"),
+        E("a/evil", data=b"x"),
+    ],
 }
 
 
