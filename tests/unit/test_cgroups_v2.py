@@ -147,3 +147,24 @@ def test_a_freeze_that_never_settles_is_undone(fake, monkeypatch: pytest.MonkeyP
     with pytest.raises(HakoError, match="timed out"):
         m.freeze()
     assert (root / "parent/c/cgroup.freeze").read_text() == "0"
+
+
+def test_kill_all_signals_even_when_freezing_fails(fake, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    import os
+    import subprocess
+
+    import hako.cgroups.base as base
+    import hako.cgroups.v2 as v2
+
+    m, root, _ = fake
+    p = subprocess.Popen(["sleep", "60"])
+    try:
+        (root / "parent/c/cgroup.procs").write_text(f"{p.pid}\n")
+        (root / "parent/c/cgroup.events").write_text("populated 1\nfrozen 0\n")
+        monkeypatch.setattr(v2, "wait_for", lambda check, what: base.wait_for(check, what, timeout=0.02))
+        m.kill_all(15)
+        assert p.wait(10) == -15
+    finally:
+        if p.poll() is None:
+            os.kill(p.pid, 9)
+            p.wait()

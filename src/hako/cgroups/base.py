@@ -217,7 +217,12 @@ class CgroupManager(ABC):
         if not self.exists():
             return
         was_frozen = self.is_frozen()
-        self.freeze()
+        try:
+            self.freeze()
+        except HakoError:
+            # A task stuck in the kernel can keep the freezer from settling (freeze() undoes
+            # itself then); signalling without it beats not signalling at all.
+            pass
         try:
             for pid in self.pids():
                 try:
