@@ -143,6 +143,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             eng.remove(cid, force=True)
         return exc.code
     assert sock is not None
+    _proxy_signals(eng, cid)
     try:
         code = attach_session(sock, stdin=opts.interactive, tty=opts.tty)
     except KeyboardInterrupt:
@@ -151,6 +152,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     if opts.rm:
         eng.remove(cid, force=True, volumes=True)
     return code
+
+
+def _proxy_signals(eng: Any, cid: str) -> None:
+    """Like Docker's sig-proxy: SIGINT, SIGTERM and SIGHUP to the attached command go to the container;
+    the command keeps streaming until the container exits."""
+    import signal
+
+    def forward(signum: int, _frame: Any) -> None:
+        try:
+            rec = eng.get(cid)
+            eng.runtime(rec).kill(cid, str(signum))
+        except HakoError:
+            pass
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, forward)
 
 
 def attach_session(sock: Any, stdin: bool, tty: bool) -> int:
