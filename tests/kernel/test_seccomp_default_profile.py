@@ -17,8 +17,8 @@ BUSYBOX = "/bin/busybox"
 pytestmark = pytest.mark.skipif(not Path(BUSYBOX).exists(), reason="needs Debian's busybox-static")
 
 
-def _exec_filtered(profile: dict[str, Any], script: str) -> tuple[int, str]:
-    """Run ``busybox sh -c script`` under ``profile``; (exit status, combined output)."""
+def _exec_filtered(profile: dict[str, Any], script: str, argv: list[str] | None = None) -> tuple[int, str]:
+    """Run ``busybox sh -c script`` (or ``argv``) under ``profile``; (exit status, combined output)."""
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - child
@@ -28,6 +28,8 @@ def _exec_filtered(profile: dict[str, Any], script: str) -> tuple[int, str]:
             os.dup2(w, 2)
             LIBC.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
             seccomp.load(profile)
+            if argv:
+                os.execv(argv[0], argv)
             os.execv(BUSYBOX, ["sh", "-c", script])
         finally:
             os._exit(127)
@@ -109,3 +111,46 @@ def test_personality_only_safe_values() -> None:
     # 0xffffffff queries; ADDR_NO_RANDOMIZE (0x0040000) would weaken ASLR.
     res = run_filtered(lambda: seccomp.load(profile), lambda _: [raw_syscall(nr, 0xFFFFFFFF) >= 0, raw_syscall(nr, 0x0040000)])
     assert res.value == [True, -errno.EPERM]
+
+
+PYTHON_WORKLOAD = """
+import asyncio, mmap, multiprocessing, os, signal, socket, subprocess, tempfile, threading, time
+
+def main():
+    done = []
+    t = threading.Thread(target=lambda: done.append(1)); t.start(); t.join()
+    assert subprocess.run(["/bin/busybox", "true"]).returncode == 0
+    a, b = socket.socketpair(); a.send(b"x"); assert b.recv(1) == b"x"
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM); s.bind(("127.0.0.1", 0)); s.listen()
+    c = socket.socket(); c.connect(s.getsockname()); conn, _ = s.accept()
+    for x in (c, conn, s, a, b):
+        x.close()
+    socket.socket(socket.AF_INET6, socket.SOCK_DGRAM).close()
+    async def coro():
+        await asyncio.sleep(0.001)
+        return 5
+    assert asyncio.run(coro()) == 5
+    with tempfile.TemporaryFile() as f:
+        f.write(b"x" * 4096); f.flush()
+        m = mmap.mmap(f.fileno(), 4096); assert m[:1] == b"x"; m.close()
+    with multiprocessing.Pool(2) as pool:
+        assert pool.map(abs, [-1, -2]) == [1, 2]
+    signal.signal(signal.SIGALRM, lambda *_: None); signal.setitimer(signal.ITIMER_REAL, 0.001); time.sleep(0.01)
+    os.urandom(16); os.sched_getaffinity(0); os.statvfs("/")
+    print("workload ok")
+
+if __name__ == "__main__":
+    main()
+"""
+
+
+def test_a_python_workload_runs_under_the_default_profile(tmp_path: Path) -> None:
+    # Threads (clone3 -> ENOSYS -> clone), processes, sockets, asyncio, mmap, POSIX
+    # semaphores and timers: what real images do beyond busybox.
+    import sys
+
+    script = tmp_path / "workload.py"
+    script.write_text(PYTHON_WORKLOAD)
+    code, output = _exec_filtered(seccomp.default_profile(), "", argv=[sys.executable, "-I", str(script)])
+    assert code == 0, output
+    assert "workload ok" in output
