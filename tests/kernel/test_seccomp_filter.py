@@ -339,4 +339,19 @@ def test_enosys_stub_only_for_deny_by_default_profiles() -> None:
 
     assert enosys_stub(parse({"defaultAction": "SCMP_ACT_ALLOW"})) == b""
     assert enosys_stub(parse({"defaultAction": "SCMP_ACT_LOG"})) == b""
-    assert len(enosys_stub(parse({"defaultAction": "SCMP_ACT_ERRNO"}))) == 6 * 8
+    assert enosys_stub(parse({"defaultAction": "SCMP_ACT_ERRNO"})) == b""  # names nothing
+    assert len(enosys_stub(parse({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW"}]}))) == 6 * 8
+
+
+def test_syscalls_newer_than_an_old_profile_get_enosys() -> None:
+    # A profile written before faccessat2 (439) and clone3 (435): glibc must see ENOSYS for
+    # them and fall back to faccessat/clone, not EPERM. Known older syscalls keep EPERM.
+    faccessat2, clone3, kexec = _nr("faccessat2"), _nr("clone3"), _nr("kexec_load")
+    allowed = seccomp.default_profile()["syscalls"][0]["names"]
+    old = [n for n in allowed if (scmp.syscall_resolve_name(n) or 0) < 435]
+    profile = _profile({"names": old, "action": ALLOW}, default="SCMP_ACT_ERRNO")
+    res = run_filtered(
+        lambda: seccomp.load(profile),
+        lambda _: [raw_syscall(faccessat2, -100, 0, 0, 0), raw_syscall(clone3, 0, 0), raw_syscall(kexec, 0, 0, 0, 0)],
+    )
+    assert res.value == [-errno.ENOSYS, -errno.ENOSYS, -errno.EPERM]

@@ -7,8 +7,8 @@ Semantics follow runc so profiles written for it behave the same here:
   rule becomes one rule per condition (OR) — this is how Docker-style profiles read;
 - libseccomp's own no_new_privs handling is switched off (SCMP_FLTATR_CTL_NNP=0): whether
   NNP is set is the config's choice (``process.noNewPrivileges``), never a side effect;
-- with a deny-by-default profile, native syscalls newer than libseccomp's table fail with
-  ENOSYS (see ``enosys_stub``), so libc falls back as on an older kernel.
+- with a deny-by-default profile, native syscalls numbered above every syscall the profile
+  names fail with ENOSYS (see ``enosys_stub``), so libc falls back as on an older kernel.
 
 libseccomp builds the program; hako installs it with its own seccomp(2) call (``Prepared``),
 which sets every kernel flag, including WAIT_KILLABLE_RECV that libseccomp 2.5 cannot.
@@ -186,9 +186,11 @@ def warm() -> None:
     scmp.version()
 
 
-# Deny-by-default profiles answer syscalls newer than libseccomp with ENOSYS, not with
-# their default action: a program (libc) probing a new syscall then falls back to the old
-# one, as it would on an older kernel, instead of failing with EPERM. runc does the same.
+# Deny-by-default profiles answer syscalls newer than the profile itself with ENOSYS, not with
+# their default action: a program (libc) probing a syscall the profile's author could not
+# know about (faccessat2, clone3 under an older profile) then falls back to the old one, as
+# on an older kernel, instead of failing with EPERM. "Newer" means above the highest syscall
+# number the profile names on this architecture, as runc does.
 _STUB_DEFAULTS = frozenset({"SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_TRAP"})
 _X32_SYSCALL_BIT = 0x40000000
 _BPF_LD_W_ABS = 0x20
@@ -201,12 +203,13 @@ _ENOSYS = 38
 
 
 def enosys_stub(profile: Profile) -> bytes:
-    """BPF to put before libseccomp's program: ENOSYS for native syscalls above its table."""
+    """BPF to put before libseccomp's program: ENOSYS for native syscalls above the profile's."""
     import struct
 
     if profile.default_action not in _STUB_DEFAULTS:
         return b""
-    highest = scmp.max_syscall_nr()
+    numbers = [scmp.syscall_resolve_name(name) for rule in profile.syscalls for name in rule.names]
+    highest = max((nr for nr in numbers if nr is not None and nr >= 0), default=-1)
     if highest < 0:
         return b""
     native = scmp.arch_native()
@@ -227,7 +230,7 @@ def enosys_stub(profile: Profile) -> bytes:
     )
 
 
-_CACHE_FORMAT = b"hako-seccomp-bpf-2"
+_CACHE_FORMAT = b"hako-seccomp-bpf-3"
 
 
 def _cache_key(seccomp: dict[str, Any]) -> str:

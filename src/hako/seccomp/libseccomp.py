@@ -168,7 +168,8 @@ def syscall_resolve_name(name: str, arch: int | None = None) -> int | None:
 def max_syscall_nr(arch: int | None = None) -> int:
     """The highest syscall number libseccomp has a name for on ``arch`` (native by default).
 
-    Anything above it is newer than this libseccomp, so no profile can name it.
+    Anything above it is newer than this libseccomp, so no profile can name it (tests and
+    diagnostics; the ENOSYS stub uses the profile's own highest syscall instead).
     """
     so = lib()
     token = arch_native() if arch is None else arch
