@@ -69,7 +69,7 @@ def _selected(rule: dict[str, Any], caps: set[str], goarch: str, kernel: tuple[i
         return False
     if inc.get("caps") and not _normalize_caps(inc["caps"]) <= caps:
         return False
-    min_kernel = inc.get("minKernel") or exc.get("minKernel")
+    min_kernel = inc.get("minKernel")
     if min_kernel:
         wanted = _kernel_version(str(min_kernel))
         if wanted == (0, 0):
