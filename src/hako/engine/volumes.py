@@ -6,8 +6,6 @@ A volume is filled from the image's content at its mount point the first time it
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +68,8 @@ class VolumeStore:
         users = self.users(name)
         if users:
             raise Conflict(f"volume {name} is in use by container(s) {', '.join(users)}")
+        import shutil
+
         self.db.delete_volume(name)
         shutil.rmtree(self.dir / name, ignore_errors=True)
 
@@ -93,6 +93,8 @@ class VolumeStore:
         data = self.path(name)
         src = rootfs / target.lstrip("/")
         if src.is_dir() and not src.is_symlink() and not any(data.iterdir()):
+            import subprocess
+
             subprocess.run(["cp", "-a", f"{src}/.", str(data)], check=False, capture_output=True)
         marker.touch()
 
