@@ -69,12 +69,15 @@ def cgroup_parent() -> Iterator[str]:
     remove_test_cgroups(parent)
 
 
-def _bundle(tmp_path: Path, rootfs: Path, cgroup_parent: str, args: list[str], profile: dict[str, Any] | None) -> tuple[Path, str]:
+def _bundle(
+    tmp_path: Path, rootfs: Path, cgroup_parent: str, args: list[str], profile: dict[str, Any] | None, nnp: bool = True
+) -> tuple[Path, str]:
     cid = f"sc-{secrets.token_hex(4)}"
     bundle = make_bundle(tmp_path / "bundle", args, rootfs_template=rootfs)
     cfg = default_config(args)
     cfg["root"]["readonly"] = False
     cfg["process"].pop("rlimits", None)
+    cfg["process"]["noNewPrivileges"] = nnp
     cfg["linux"]["cgroupsPath"] = f"/{cgroup_parent}/{cid}"
     if profile is not None:
         cfg["linux"]["seccomp"] = profile
@@ -88,10 +91,12 @@ def _run(runtime: RuntimeBinary, bundle: Path, cid: str) -> Result:
     return res
 
 
+@pytest.mark.parametrize("nnp", [True, False], ids=["nnp", "no-nnp"])
 def test_denied_mkdir_fails_with_the_profiles_errno(
-    runtime: RuntimeBinary, tmp_path: Path, busybox_rootfs: Path, cgroup_parent: str
+    runtime: RuntimeBinary, tmp_path: Path, busybox_rootfs: Path, cgroup_parent: str, nnp: bool
 ) -> None:
-    bundle, cid = _bundle(tmp_path, busybox_rootfs, cgroup_parent, ["mkdir", "/tmp/x"], DENY_MKDIR_ENOSYS)
+    # Without noNewPrivileges the filter goes in while CAP_SYS_ADMIN is still held.
+    bundle, cid = _bundle(tmp_path, busybox_rootfs, cgroup_parent, ["mkdir", "/tmp/x"], DENY_MKDIR_ENOSYS, nnp=nnp)
     res = _run(runtime, bundle, cid)
     assert res.returncode == 1, res
     assert "Function not implemented" in res.stderr, res
