@@ -10,7 +10,6 @@ import json
 import os
 import signal
 import socket
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -287,6 +286,7 @@ def create(cid: str, opts: CreateOptions, *, subreaper: bool = False) -> tuple[C
             cgroup=cgm.save() if cgm is not None else None,
             systemd_cgroup=opts.systemd_cgroup,
             config=config_path,
+            hooks=[k for k in ("poststart", "poststop") if getattr(spec.hooks, k)],
         )
         cont.save(st)
         hooks_state = json.dumps(cont.oci_state()).encode()
@@ -327,17 +327,9 @@ def _kill_wait(pid: int, *, child: bool) -> None:
         except ChildProcessError:
             pass
         return
+    from hako.runtime.ops import wait_gone
+
     wait_gone(pid, None)
-
-
-def wait_gone(pid: int, started: int | None, timeout: float = 5.0) -> None:
-    from hako.sys.procfs import is_alive
-
-    deadline = time.monotonic() + timeout
-    delay = 0.0005
-    while is_alive(pid, started) and time.monotonic() < deadline:
-        time.sleep(delay)
-        delay = min(delay * 2, 0.02)
 
 
 def write_pid_file(path: str, pid: int) -> None:

@@ -87,9 +87,11 @@ def start(root: str, cid: str) -> None:
         c.unlock()
 
 
-def _spec_hooks(c: Container) -> Any:
+def _spec_hooks(c: Container, stage: str) -> Any:
     st = c.state
     assert st is not None
+    if st.hooks is not None and stage not in st.hooks:
+        return None  # recorded at create: no need to parse config.json
     try:
         from hako.runtime.create import load_bundle
 
@@ -100,7 +102,7 @@ def _spec_hooks(c: Container) -> Any:
 
 
 def _poststart(c: Container) -> None:
-    hooks = _spec_hooks(c)
+    hooks = _spec_hooks(c, "poststart")
     if hooks is not None and hooks.poststart:
         from hako.runtime.hooks import run_hooks
 
@@ -176,10 +178,8 @@ def delete(root: str, cid: str, force: bool = False) -> None:
                     cgm.thaw()
             except Exception:  # noqa: BLE001
                 pass
-        from hako.runtime.create import wait_gone
-
         wait_gone(st.pid, st.start_time)
-        hooks = _spec_hooks(c)
+        hooks = _spec_hooks(c, "poststop")
         if cgm is not None:
             cgm.destroy()
         c.remove_dir()
@@ -234,3 +234,15 @@ def pids(root: str, cid: str) -> list[int]:
     if cgm is None:
         return [st.pid]
     return sorted(cgm.pids())
+
+
+def wait_gone(pid: int, started: int | None, timeout: float = 5.0) -> None:
+    import time
+
+    from hako.sys.procfs import is_alive
+
+    deadline = time.monotonic() + timeout
+    delay = 0.0005
+    while is_alive(pid, started) and time.monotonic() < deadline:
+        time.sleep(delay)
+        delay = min(delay * 2, 0.02)

@@ -42,6 +42,7 @@ _STATE_FIELDS: dict[str, Any] = {
     "systemd_cgroup": False,
     "config": "",  # the config.json used
     "started": False,
+    "hooks": None,  # stages with hooks, so start/delete parse config.json only when needed
 }
 
 
@@ -61,6 +62,7 @@ class State:
         self.systemd_cgroup: bool = False
         self.config: str = ""
         self.started: bool = False
+        self.hooks: list[str] | None = None
         for k, v in kw.items():
             if k in _STATE_FIELDS:
                 setattr(self, k, v)
@@ -130,9 +132,24 @@ class Container:
         self.state = st
 
     def remove_dir(self) -> None:
-        import shutil
+        # Flat directory of our own files; shutil would cost start-up time.
+        try:
+            names = os.listdir(self.dir)
+        except FileNotFoundError:
+            return
+        for n in names:
+            try:
+                os.unlink(os.path.join(self.dir, n))
+            except IsADirectoryError:
+                import shutil
 
-        shutil.rmtree(self.dir, ignore_errors=True)
+                shutil.rmtree(os.path.join(self.dir, n), ignore_errors=True)
+            except FileNotFoundError:
+                pass
+        try:
+            os.rmdir(self.dir)
+        except FileNotFoundError:
+            pass
 
     # -- status -------------------------------------------------------------------------------
     def status(self) -> str:
