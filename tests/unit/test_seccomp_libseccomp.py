@@ -85,3 +85,17 @@ def test_features_object() -> None:
     assert set(feats["supportedFlags"]) <= set(feats["knownFlags"])
     # Every kernel hako supports has TSYNC (3.17) and LOG (4.14).
     assert {"SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG"} <= set(feats["supportedFlags"])
+
+
+def test_too_large_a_program_is_a_config_error() -> None:
+    from hako.seccomp.filter import compile_program
+    from hako.seccomp.profile import parse
+
+    rules = [
+        {"names": ["ioctl"], "action": "SCMP_ACT_ERRNO", "args": [{"index": 1, "value": v, "op": "SCMP_CMP_EQ"}]}
+        for v in range(4200)
+    ]
+    doc = {"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"], "syscalls": rules}
+    with pytest.raises(ConfigError, match="BPF instructions") as info:
+        compile_program(parse(doc))
+    assert info.value.path == "linux.seccomp"

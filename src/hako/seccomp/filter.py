@@ -243,10 +243,17 @@ def _cache_key(seccomp: dict[str, Any]) -> str:
     return h.hexdigest()
 
 
+BPF_MAXINSNS = 4096
+
+
 def compile_program(profile: Profile, root: str = ROOT) -> bytes:
     """The complete program ``Prepared.load`` installs: ENOSYS stub + libseccomp's filter."""
     with build(profile, root) as filt:
-        return enosys_stub(profile) + filt.export_bpf()
+        program = enosys_stub(profile) + filt.export_bpf()
+    if len(program) // 8 > BPF_MAXINSNS:
+        # The kernel would say only EINVAL, at start; say why, at create.
+        raise ConfigError(root, f"compiles to {len(program) // 8} BPF instructions; the kernel accepts at most {BPF_MAXINSNS}")
+    return program
 
 
 def _compile_cached(profile: Profile, seccomp: dict[str, Any], root: str, cache_dir: str | None) -> bytes:
