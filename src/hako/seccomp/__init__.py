@@ -24,18 +24,19 @@ if TYPE_CHECKING:
     from hako.seccomp.filter import Prepared
 
 
-def validate(seccomp: dict[str, Any]) -> None:
+def validate(seccomp: dict[str, Any], cache_dir: str | None = None) -> None:
     """Raise ConfigError naming the JSON path (``linux.seccomp.syscalls[3].action``) if invalid.
 
-    A valid profile also warms ``load``: its modules are imported and libseccomp is
-    dlopen'ed here, in ``create`` before forking, so the init's later ``load(seccomp)``
-    still works after pivot_root (or after setns into the container's mount namespace),
-    when neither could be opened any more. ``prepare`` does the same and compiles too.
+    A valid profile is also compiled here (``warm(seccomp)``), in ``create`` before forking:
+    errors libseccomp or the kernel's size limit would raise surface now, and the init's
+    later ``load(seccomp)`` of this same dict only makes the seccomp(2) call — which works
+    after pivot_root (or setns into the container's mount namespace), where neither
+    libseccomp nor hako's modules could be opened any more.
     """
     from hako.seccomp.profile import validate as _validate
 
     _validate(seccomp)
-    warm()
+    warm(seccomp, cache_dir)
 
 
 def warm(seccomp: dict[str, Any] | None = None, cache_dir: str | None = None) -> None:
