@@ -355,3 +355,44 @@ def test_syscalls_newer_than_an_old_profile_get_enosys() -> None:
         lambda _: [raw_syscall(faccessat2, -100, 0, 0, 0), raw_syscall(clone3, 0, 0), raw_syscall(kexec, 0, 0, 0, 0)],
     )
     assert res.value == [-errno.ENOSYS, -errno.ENOSYS, -errno.EPERM]
+
+
+def _mkdir_in_existing_thread(flags: list[str], tmp_path: Path) -> Any:
+    import threading
+
+    go, done = threading.Event(), threading.Event()
+    box: dict[str, int] = {}
+
+    def worker() -> None:
+        go.wait(10)
+        box["errno"] = _mkdir_errno(tmp_path / "t")
+        done.set()
+
+    def load() -> Any:
+        threading.Thread(target=worker, daemon=True).start()
+        return seccomp.load(_profile(DENY_MKDIR_38, flags=flags))
+
+    def check(_: Any) -> Any:
+        go.set()
+        done.wait(10)
+        return [box.get("errno"), _mkdir_errno(tmp_path / "m")]
+
+    return run_filtered(load, check).value
+
+
+@pytest.mark.parametrize(("flags", "thread_errno"), [(["SECCOMP_FILTER_FLAG_TSYNC"], errno.ENOSYS), ([], 0)], ids=["tsync", "no-tsync"])
+def test_tsync_extends_the_filter_to_running_threads(tmp_path: Path, flags: list[str], thread_errno: int) -> None:
+    assert _mkdir_in_existing_thread(flags, tmp_path) == [thread_errno, errno.ENOSYS]
+
+
+def test_load_without_nnp_inside_a_new_user_namespace(tmp_path: Path) -> None:
+    # A rootless-style init: root of its own user namespace, so CAP_SYS_ADMIN there suffices.
+    import ctypes
+
+    def enter_userns() -> None:
+        if LIBC.unshare(0x10000000) != 0:  # CLONE_NEWUSER
+            raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWUSER)")
+
+    res = run_filtered(lambda: seccomp.load(_profile(DENY_MKDIR_38)), lambda _: [_status_field("NoNewPrivs"), raw_syscall(_nr("mkdir"), 0, 0)], nnp=False, before=enter_userns)
+    # mkdir(NULL) would be EFAULT; the filter answers first.
+    assert res.value == ["0", -errno.ENOSYS]
