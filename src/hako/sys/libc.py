@@ -7,7 +7,6 @@ Other modules in hako.sys declare their own prototypes on ``LIBC`` and call thro
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 
 from hako.errors import KernelError
 
@@ -17,7 +16,9 @@ def _load_libc() -> ctypes.CDLL:
     try:
         return ctypes.CDLL("libc.so.6", use_errno=True)
     except OSError:
-        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        from ctypes import util  # pulls subprocess, shutil and re: only when the soname fails
+
+        return ctypes.CDLL(util.find_library("c") or "libc.so.6", use_errno=True)
 
 
 LIBC = _load_libc()
