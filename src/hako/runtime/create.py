@@ -115,6 +115,8 @@ def _init_child(
     console: socket.socket | None,
     opts: CreateOptions,
     in_userns: bool,
+    seccomp: Any = None,
+    notify_sock: socket.socket | None = None,
 ) -> None:
     """The container's init (C2): rootfs, hostname, terminal; block on the FIFO; exec."""
     from hako.runtime.process import exec_process, find_executable
@@ -146,6 +148,16 @@ def _init_child(
     rootfs_mod.finalize_rootfs(spec)
     if not opts.no_new_keyring:
         _new_session_keyring(spec)
+    if notify_sock is not None:
+        # A seccomp agent needs the listener fd before create returns, so the filter goes in
+        # now (as runc does) and the fd travels to the runtime, which can still reach the agent.
+        from hako.runtime.process import load_seccomp_now
+
+        fd = load_seccomp_now(proc, seccomp)
+        socket.send_fds(notify_sock, [b"seccomp"], [fd])
+        notify_sock.close()
+        os.close(fd)
+        seccomp = None
     chan.send("created")
     fd = os.open(FIFO_NAME, os.O_WRONLY | os.O_CLOEXEC, dir_fd=state_dir_fd)
     try:
@@ -162,7 +174,7 @@ def _init_child(
             run_hooks("startContainer", spec.hooks.start_container, b"{}")
         if "/" not in exe:
             exe = find_executable(proc.args[0], proc.env)
-        exec_process(proc, exe, preserve_fds=opts.preserve_fds, seccomp=spec.linux.seccomp)
+        exec_process(proc, exe, preserve_fds=opts.preserve_fds, seccomp=seccomp)
     except BaseException as e:  # noqa: BLE001
         os.write(2, f"hako-runtime: {e}\n".encode(errors="replace"))
         os._exit(127)
@@ -234,6 +246,14 @@ def create(cid: str, opts: CreateOptions, *, subreaper: bool = False) -> tuple[C
         # After pivot_root the host's Python library is out of reach: import now what init needs.
         preload(spec.process, seccomp=spec.linux.seccomp is not None, hooks=bool(spec.hooks.start_container))
         import hako.runtime.rootfs  # noqa: F401
+        seccomp = None
+        notify_parent = notify_child = None
+        if spec.linux.seccomp is not None:
+            import hako.seccomp as sc
+
+            seccomp = sc.prepare(spec.linux.seccomp)  # compiled here, loaded by init as its last step
+            if spec.linux.seccomp.get("listenerPath"):
+                notify_parent, notify_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         parent, child = Channel.pair()
         if subreaper:
             from hako.sys.proc import set_child_subreaper
@@ -246,12 +266,16 @@ def create(cid: str, opts: CreateOptions, *, subreaper: bool = False) -> tuple[C
             # drop its copy or every later operation on this container would wait for it.
             cont.unlock()
             parent.close()
-            _init_child(spec, rootfs, child, dir_fd, console, opts, in_userns)
+            if notify_parent is not None:
+                notify_parent.close()
+            _init_child(spec, rootfs, child, dir_fd, console, opts, in_userns, seccomp, notify_child)
 
         c1 = os.fork()
         if c1 == 0:
             bootstrap(child, plan, init)
         child.close()
+        if notify_child is not None:
+            notify_child.close()
         os.close(dir_fd)
         if console is not None:
             console.close()
@@ -289,6 +313,8 @@ def create(cid: str, opts: CreateOptions, *, subreaper: bool = False) -> tuple[C
             hooks=[k for k in ("poststart", "poststop") if getattr(spec.hooks, k)],
         )
         cont.save(st)
+        if notify_parent is not None:
+            _forward_seccomp_fd(notify_parent, spec, json.dumps(cont.oci_state()).encode(), init_pid)
         hooks_state = json.dumps(cont.oci_state()).encode()
         if spec.hooks.prestart or spec.hooks.create_runtime or spec.hooks.create_container:
             from hako.runtime.hooks import run_hooks
@@ -330,6 +356,22 @@ def _kill_wait(pid: int, *, child: bool) -> None:
     from hako.runtime.ops import wait_gone
 
     wait_gone(pid, None)
+
+
+def _forward_seccomp_fd(sock: socket.socket, spec: Spec, state: bytes, pid: int) -> None:
+    import hako.seccomp as sc
+
+    assert spec.linux.seccomp is not None
+    _, fds, _, _ = socket.recv_fds(sock, 64, 1)
+    sock.close()
+    if not fds:
+        raise HakoError("seccomp: init did not send the notify listener fd")
+    try:
+        sc.send_to_listener(
+            spec.linux.seccomp["listenerPath"], fds[0], state, spec.linux.seccomp.get("listenerMetadata", ""), pid
+        )
+    finally:
+        os.close(fds[0])
 
 
 def write_pid_file(path: str, pid: int) -> None:

@@ -44,7 +44,7 @@ def exec_in(
     pid_file: str | None,
     console_socket: str | None,
     preserve_fds: int,
-    seccomp: dict[str, Any] | None,
+    seccomp: Any,
 ) -> int:
     from hako.runtime.process import lsm_check
 
@@ -76,6 +76,10 @@ def exec_in(
     from hako.runtime.process import preload
 
     preload(proc, seccomp=seccomp is not None)
+    if seccomp is not None:
+        import hako.seccomp as sc
+
+        seccomp = sc.prepare(seccomp)
     parent, child = Channel.pair()
     if not detach:
         from hako.sys.proc import set_child_subreaper

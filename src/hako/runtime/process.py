@@ -182,7 +182,7 @@ def exec_process(
     exe: str,
     *,
     preserve_fds: int = 0,
-    seccomp: dict[str, Any] | None = None,
+    seccomp: Any = None,  # raw linux.seccomp or hako.seccomp.prepare()'s result
     seccomp_ready: Any = None,
 ) -> None:
     """Apply the process spec to this (root, fully privileged) process and execve. Never returns."""
@@ -235,7 +235,23 @@ def exec_process(
         raise HakoError(f'exec: "{proc.args[0]}": {(e.strerror or str(e)).lower()}') from None
 
 
-def _load_seccomp(seccomp: dict[str, Any], ready: Any) -> None:
+def load_seccomp_now(proc: Process, seccomp: Any) -> int:
+    """Load the filter early (notify agents need the fd before create returns); the fd."""
+    from hako import seccomp as sc
+
+    if not proc.no_new_privileges:
+        fd = sc.load(seccomp)
+    else:
+        from hako.sys.proc import set_no_new_privs
+
+        set_no_new_privs()
+        fd = sc.load(seccomp)
+    if fd is None:
+        raise HakoError("seccomp: linux.seccomp.listenerPath is set but no rule uses SCMP_ACT_NOTIFY")
+    return fd
+
+
+def _load_seccomp(seccomp: Any, ready: Any) -> None:
     from hako import seccomp as sc
 
     fd = sc.load(seccomp)

@@ -1,0 +1,75 @@
+"""linux.seccomp through hako-runtime: the filter is in the container process, notify fds reach the agent."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+from pathlib import Path
+
+from tests.fixtures_runtime import Runtime, edit_config, proc_status, set_config
+
+
+def test_errno_rule_applies_in_container(rt: Runtime, bundle: Path) -> None:
+    set_config(bundle, "s1", ["sh", "-c", "mkdir /tmp/x; echo rc=$?"])
+
+    def sc(c: dict) -> None:  # type: ignore[type-arg]
+        c["root"]["readonly"] = False
+        c["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]}
+
+    edit_config(bundle, sc)
+    p = rt("run", "-b", str(bundle), "s1")
+    assert p.stdout.decode().strip() == "rc=1"
+    assert b"Operation not permitted" in p.stderr
+
+
+def test_filter_is_on_the_container_process(rt: Runtime, bundle: Path) -> None:
+    set_config(bundle, "s2")
+    edit_config(bundle, lambda c: c["linux"].__setitem__(
+        "seccomp", {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            {"names": ["swapon"], "action": "SCMP_ACT_ERRNO"}]}))
+    rt.create("s2", bundle)
+    rt("start", "s2")
+    st = proc_status(rt.state("s2")["pid"])
+    assert st["Seccomp"] == "2" and st["Seccomp_filters"] == "1"
+
+
+def test_invalid_profile_rejected_at_create(rt: Runtime, bundle: Path) -> None:
+    set_config(bundle, "s3")
+    edit_config(bundle, lambda c: c["linux"].__setitem__("seccomp", {"defaultAction": "SCMP_ACT_BOGUS"}))
+    p = rt.create("s3", bundle, check=False)
+    assert p.returncode == 1 and b"linux.seccomp" in p.stderr
+    assert rt.ids() == []
+
+
+def test_notify_fd_sent_to_listener(rt: Runtime, bundle: Path) -> None:
+    path = rt.tmp / "agent.sock"
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(str(path))
+    srv.listen(1)
+    got: dict[str, object] = {}
+
+    def agent() -> None:
+        conn, _ = srv.accept()
+        msg, fds, _, _ = socket.recv_fds(conn, 65536, 4)
+        got["msg"], got["fds"] = msg, fds
+        conn.close()
+
+    t = threading.Thread(target=agent, daemon=True)
+    t.start()
+    set_config(bundle, "s4")
+    edit_config(bundle, lambda c: c["linux"].__setitem__("seccomp", {
+        "defaultAction": "SCMP_ACT_ALLOW", "listenerPath": str(path), "listenerMetadata": "meta",
+        "syscalls": [{"names": ["swapon"], "action": "SCMP_ACT_NOTIFY"}]}))
+    rt.create("s4", bundle)
+    t.join(10)
+    fds = got["fds"]
+    assert isinstance(fds, list) and len(fds) == 1
+    state = json.loads(got["msg"])  # type: ignore[arg-type]
+    assert state["metadata"] == "meta" and state["state"]["id"] == "s4"
+    assert state["pid"] == rt.state("s4")["pid"]
+    assert os.readlink(f"/proc/self/fd/{fds[0]}") == "anon_inode:seccomp notify"
+    os.close(fds[0])
+    srv.close()
