@@ -113,28 +113,31 @@ class ImageProvider:
         raise NotFound(f"no such image: {ref}")
 
     def add_ref(self, image_id: str, cid: str) -> None:
-        try:
-            from hako.images import metadata
-        except ImportError:
-            return
-        fn = getattr(metadata, "add_container_ref", None)
-        if fn is not None:
-            try:
-                fn(self.root, cid, image_id)
-            except Exception:  # noqa: BLE001 - the image store's bookkeeping must not block a container
-                pass
+        """Tell the image store that ``cid`` uses ``image_id`` (``rmi`` refuses it until remove_ref)."""
+        self._ref("add_container_ref", cid, image_id)
 
     def remove_ref(self, image_id: str, cid: str) -> None:
-        try:
-            from hako.images import metadata
-        except ImportError:
-            return
-        fn = getattr(metadata, "remove_container_ref", None)
-        if fn is not None:
+        self._ref("remove_container_ref", cid)
+
+    def _ref(self, name: str, *args: str) -> None:
+        # Through the store's open database when there is one; the module functions open their own.
+        db = getattr(self.store, "db", None)
+        fn = getattr(db, name, None)
+        if fn is None:
             try:
-                fn(self.root, cid)
-            except Exception:  # noqa: BLE001
-                pass
+                from hako.images import metadata
+            except ImportError:
+                return
+            mod_fn = getattr(metadata, name, None)
+            if mod_fn is None:
+                return
+
+            def fn(*a: str) -> None:
+                mod_fn(self.root, *a)
+        try:
+            fn(*args)
+        except Exception:  # noqa: BLE001 - the image store's bookkeeping must not block a container
+            pass
 
     # --- root filesystems ------------------------------------------------------------------
     def prepare_rootfs(self, cid: str, image: EngineImage, cdir: Path, volatile: bool = False) -> dict[str, Any]:
