@@ -159,3 +159,25 @@ def test_console_socket_exec(rt: Runtime, rbundle: Path) -> None:
     master = lis.master()
     assert b"/dev/pts/" in _read_until(master, b"/dev/pts/")
     os.close(master)
+
+
+def test_blocked_init_is_not_dumpable(rt: Runtime, rbundle: Path) -> None:
+    """CVE-2019-5736: while init is still our interpreter (created state), container root without
+    CAP_SYS_PTRACE must not reach /proc/1/exe; it could if init were dumpable."""
+    rt.create("c1", rbundle)
+    assert "python" in Path(f"/proc/{rt.state('c1')['pid']}/cmdline").read_bytes().decode()
+    p = rt("exec", "c1", "sh", "-c", "readlink /proc/1/exe; cat /proc/1/environ >/dev/null", check=False)
+    assert p.returncode != 0
+    assert b"python" not in p.stdout
+    assert b"ermission denied" in p.stderr
+
+
+def test_rlimits_and_oom_score(rt: Runtime, bundle: Path) -> None:
+    from tests.fixtures_runtime import edit_config, set_config
+
+    set_config(bundle, "o1", ["sh", "-c", "ulimit -n; cat /proc/self/oom_score_adj"])
+    edit_config(bundle, lambda c: (c["process"].__setitem__("oomScoreAdj", 123),
+                                   c["process"].__setitem__("rlimits", [{"type": "RLIMIT_NOFILE", "soft": 321,
+                                                                         "hard": 654}])))
+    p = rt("run", "-b", str(bundle), "o1")
+    assert p.stdout.decode().split() == ["321", "123"]
