@@ -1,17 +1,21 @@
 """OCI ``linux.seccomp`` through libseccomp (a ctypes binding, no compiled extension).
 
-The four entry points the runtime and the engine use; each imports its module on call, so
+Entry points for the runtime and the engine; each imports its module on call, so
 ``import hako.seccomp`` costs nothing on the runtime's start-up path:
 
-- ``validate(seccomp)``: ConfigError(json_path, msg) for an invalid profile (create time);
-- ``prepare(seccomp)``: compile now, while libseccomp and hako's modules are reachable
-  (in the init before pivot_root, or in ``create`` before forking);
+- ``validate(seccomp)``: ConfigError(json_path, msg) for an invalid profile; also compiles
+  it and remembers the program (call it in ``create``, before forking the init);
+- ``warm(seccomp=None, cache_dir=None)``: import/dlopen what ``load`` needs (and compile)
+  while the host's files are reachable, e.g. before ``exec`` joins a container;
+- ``prepare(seccomp)``: compile now into a ``Prepared`` to ``load`` later;
 - ``load(seccomp or prepared)``: install the filter in the calling process (init, last
   step before execve), returning the notify listener fd when SCMP_ACT_NOTIFY is used;
 - ``send_to_listener(path, fd, state, metadata)``: hand that fd to a seccomp agent;
 - ``default_profile(caps)``: a default profile as strict as Docker's, as OCI JSON;
-- ``from_docker(doc, caps)``: a Docker-format profile file resolved for one container.
+- ``from_docker(doc, caps)``: a Docker-format profile file resolved for one container;
+- ``features()``: the ``linux.seccomp`` object of ``hako-runtime features``.
 
+``python -m hako.seccomp`` validates, compiles and converts profiles from the shell.
 Submodules are named so none shadows an entry point (``defaults`` holds the default
 profile, not ``default_profile``).
 """
