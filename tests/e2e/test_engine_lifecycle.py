@@ -262,3 +262,24 @@ def test_monitors_fork_from_a_running_one_and_survive_it(hako_env: HakoEnv) -> N
     assert hako_env.inspect("second")["State"]["ExitCode"] == 137
     hako_env.run("rm", "-f", "first", "second", "third", check=True)
     assert not mounts_under(hako_env.root)
+
+
+def test_log_rotation_and_restart_always_until_stopped(hako_env: HakoEnv) -> None:
+    hako_env.run("run", "--name", "chatty", "--log-opt", "max-size=2k", "--log-opt", "max-file=2", "busybox",
+                 "sh", "-c", "i=0; while [ $i -lt 200 ]; do echo line-$i; i=$((i+1)); done", check=True)
+    cdir = hako_env.root / "engine" / "containers" / hako_env.inspect("chatty")["Id"]
+    assert (cdir / "ctr.log.1").exists() and not (cdir / "ctr.log.2").exists()
+    assert (cdir / "ctr.log").stat().st_size <= 2048
+    lines = hako_env.out("logs", "chatty").split()
+    assert lines[-1] == "line-199" and len(lines) < 200  # the oldest rotated away
+    assert hako_env.out("logs", "--tail", "2", "chatty").split() == ["line-198", "line-199"]
+    hako_env.run("rm", "chatty", check=True)
+    # --restart always: restarted after every exit, but not after hako stop.
+    hako_env.run("run", "-d", "--name", "phoenix", "--restart", "always", "busybox", "sh", "-c",
+                 "sleep 0.2; exit 0", check=True)
+    wait_for(lambda: hako_env.inspect("phoenix")["RestartCount"] >= 2, what="two restarts")
+    hako_env.run("stop", "-t", "1", "phoenix", check=True)
+    count = hako_env.inspect("phoenix")["RestartCount"]
+    assert hako_env.inspect("phoenix")["State"]["Status"] == "exited"
+    assert hako_env.inspect("phoenix")["RestartCount"] == count
+    hako_env.run("rm", "phoenix", check=True)

@@ -126,16 +126,25 @@ class LogWriter:
         if not lines:
             return
         ts = now_rfc3339()
-        out = []
+        out: list[bytes] = []
+        pending = 0
         for i, line in enumerate(lines):
             nl = "" if (last_partial and i == len(lines) - 1) else "\n"
             text = line.decode("utf-8", "replace") + nl
-            out.append(f'{{"log":{jstr(text)},"stream":"{stream}","time":"{ts}"}}\n')
-        blob = "".join(out).encode()
-        if self.max_size > 0 and self.size + len(blob) > self.max_size and self.size > 0:
-            self.rotate()
-        os.write(self.fd, blob)
-        self.size += len(blob)
+            entry = f'{{"log":{jstr(text)},"stream":"{stream}","time":"{ts}"}}\n'.encode()
+            # Rotate between lines, never inside one, as soon as the next line would not fit.
+            if self.max_size > 0 and self.size + pending + len(entry) > self.max_size and self.size + pending > 0:
+                self._write(b"".join(out))
+                out, pending = [], 0
+                self.rotate()
+            out.append(entry)
+            pending += len(entry)
+        self._write(b"".join(out))
+
+    def _write(self, blob: bytes) -> None:
+        if blob:
+            os.write(self.fd, blob)
+            self.size += len(blob)
 
     def rotate(self) -> None:
         os.close(self.fd)
