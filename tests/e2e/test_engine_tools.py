@@ -42,3 +42,40 @@ def test_inspection_and_file_tools(hako_env: HakoEnv, tmp_path: Path) -> None:
     pruned = hako_env.out("container", "prune", "-f")
     assert len(pruned.splitlines()) == 3
     assert hako_env.out("ps", "-aq") == ""
+
+
+def test_more_flags_and_commands(hako_env: HakoEnv, tmp_path: Path) -> None:
+    envfile = tmp_path / "env"
+    envfile.write_text("# comment\nFROM_FILE=yes\n")
+    (tmp_path / "bind").mkdir()
+    (tmp_path / "bind" / "hello").write_text("bound\n")
+    p = hako_env.run("run", "--rm", "--env-file", str(envfile), "--entrypoint", "/bin/sh", "--hostname", "box",
+                     "--mount", f"type=bind,source={tmp_path / 'bind'},target=/b,readonly",
+                     "--cap-add", "SYS_ADMIN", "--cpuset-cpus", "0", "--network", "host", "busybox",
+                     "-c", "echo $FROM_FILE $(hostname) $(cat /b/hello); cat /sys/fs/cgroup/cpuset/cpuset.cpus; "
+                           "grep CapEff /proc/self/status; touch /b/x 2>/dev/null || echo ro")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split("\n")[:4] == ["yes box bound", "0", "CapEff:\t00000000a82425fb", "ro"]
+    assert hako_env.run("run", "--rm", "--pull", "never", "nosuchimage:1", "true").returncode == 125
+    # create + start -a, rename, kill -s, restart, ps filters, logs -t/--since, version.
+    hako_env.run("create", "--name", "later", "--label", "team=a", "busybox", "sh", "-c", "echo started", check=True)
+    assert hako_env.out("start", "-a", "later") == "started"
+    hako_env.run("rename", "later", "renamed", check=True)
+    assert hako_env.out("ps", "-a", "--filter", "label=team=a", "--format", "{{.Names}}") == "renamed"
+    assert hako_env.out("ps", "-a", "--filter", "status=exited", "-q") != ""
+    line = hako_env.out("logs", "-t", "--since", "1h", "renamed")
+    assert line.endswith(" started") and line[:4].isdigit()
+    hako_env.run("run", "-d", "--name", "sleeper", "busybox", "sh", "-c",
+                 "trap 'echo hup' HUP; while true; do sleep 0.1; done", check=True)
+    hako_env.run("kill", "-s", "HUP", "sleeper", check=True)
+    hako_env.run("restart", "-t", "1", "sleeper", check=True)
+    assert hako_env.inspect("sleeper")["State"]["Running"] is True
+    assert "hup" in hako_env.out("logs", "sleeper")
+    assert "Version" in hako_env.out("version")
+    hako_env.run("rm", "-f", "sleeper", "renamed", check=True)
+    hako_env.run("volume", "create", "unused", check=True)
+    hako_env.run("run", "--name", "anon", "-v", "/scratch", "busybox", "true", check=True)
+    assert "Deleted Containers:" in hako_env.out("system", "prune", "-f", "--volumes")
+    assert hako_env.out("ps", "-aq") == "" and hako_env.out("volume", "ls", "-q") == "unused"
+    hako_env.run("volume", "prune", "-a", "-f", check=True)
+    assert hako_env.out("volume", "ls", "-q") == ""
