@@ -126,12 +126,10 @@ def test_invalid_profile_is_refused_at_create(runtime: RuntimeBinary, tmp_path: 
 
 
 def test_notify_reaches_the_agent_at_listener_path(
-    runtime: RuntimeBinary, tmp_path: Path, busybox_rootfs: Path, cgroup_parent: str, request: pytest.FixtureRequest
+    runtime: RuntimeBinary, tmp_path: Path, busybox_rootfs: Path, cgroup_parent: str
 ) -> None:
-    if runtime.name == "hako-runtime":
-        # The init must load a notify filter before it blocks on the exec FIFO and pass the
-        # fd up to `create`, which sends it to listenerPath (runc's order); not wired yet.
-        request.applymarker(pytest.mark.xfail(reason="hako-runtime does not hand the notify fd to listenerPath yet", strict=False))
+    # The init loads a notify filter before create returns and passes the fd up; the runtime,
+    # which can still reach listenerPath, sends it to the agent with the container's state.
     sock_path = str(tmp_path / "agent.sock")
     profile = {
         "defaultAction": "SCMP_ACT_ALLOW",

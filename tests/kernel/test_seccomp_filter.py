@@ -396,3 +396,13 @@ def test_load_without_nnp_inside_a_new_user_namespace(tmp_path: Path) -> None:
     res = run_filtered(lambda: seccomp.load(_profile(DENY_MKDIR_38)), lambda _: [_status_field("NoNewPrivs"), raw_syscall(_nr("mkdir"), 0, 0)], nnp=False, before=enter_userns)
     # mkdir(NULL) would be EFAULT; the filter answers first.
     assert res.value == ["0", -errno.ENOSYS]
+
+
+def test_prepare_after_validate_reuses_the_compiled_program() -> None:
+    from hako.seccomp import filter as f
+
+    profile = _profile(DENY_MKDIR_38)
+    seccomp.validate(profile)
+    remembered = f._remembered(profile)
+    assert remembered is not None and f.prepare(profile) is remembered
+    assert f.prepare(_profile(DENY_MKDIR_38)) is not remembered  # an equal but other dict

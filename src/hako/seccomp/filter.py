@@ -287,6 +287,9 @@ def prepare(seccomp: dict[str, Any], root: str = ROOT, cache_dir: str | None = N
     hash of the profile, libseccomp's version and the architecture, so the same profile
     (the engine's default) compiles once per host.
     """
+    remembered = _remembered(seccomp)
+    if remembered is not None:
+        return remembered  # validate() compiled this very document already
     profile = parse(seccomp, root)
     program = _compile_cached(profile, seccomp, root, cache_dir)
     nr = scmp.syscall_resolve_name("seccomp")
