@@ -68,7 +68,10 @@ def test_import_mount_prune(tmp_path: Path) -> None:
         assert (path / "etc/hello").read_text() == "hi\n"
     finally:
         hako(root, "image", "unmount", "imp:1")
+    assert hako(root, "images", "-q", "-f", "reference=imp*").stdout.strip() == image_id[7:19]
+    assert hako(root, "images", "-q", "-f", "dangling=true").stdout == ""
     hako(root, "image", "untag", "imp:1")
+    assert hako(root, "images", "-q", "-f", "dangling=true").stdout.strip() == image_id[7:19]
     out = hako(root, "image", "prune").stdout
     assert f"Deleted: {image_id}" in out
     assert not list((root / "blobs/sha256").iterdir())

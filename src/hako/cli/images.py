@@ -89,6 +89,8 @@ def cmd_images(args: argparse.Namespace) -> int:
         if args.filter_ref:
             wanted = {s.resolve_id(r) for r in args.filter_ref if s.exists(r)}
             images = [i for i in images if i.id in wanted]
+        for f in args.filter or []:
+            images = [i for i in images if _matches(i, f)]
         rows = []
         for img in images:
             names = img.repo_tags or [""]
@@ -126,6 +128,25 @@ def cmd_images(args: argparse.Namespace) -> int:
     for row in table:
         print("   ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
     return 0
+
+
+def _matches(image: Any, flt: str) -> bool:
+    """Docker's ``images --filter``: dangling=true|false, reference=GLOB, label=KEY[=VALUE]."""
+    import fnmatch
+
+    from hako.images.inspection import familiar
+
+    key, _, value = flt.partition("=")
+    if key == "dangling":
+        return (not image.repo_tags) == (value.lower() in ("true", "1"))
+    if key == "reference":
+        names = [familiar(t) for t in image.repo_tags]
+        return any(fnmatch.fnmatch(n, value) or fnmatch.fnmatch(n.rsplit(":", 1)[0], value) for n in names)
+    if key == "label":
+        labels = (image.config.get("config") or {}).get("Labels") or {}
+        k, eq, v = value.partition("=")
+        return k in labels and (not eq or labels[k] == v)
+    raise ConfigError("--filter", f"unsupported filter {flt!r}: use dangling, reference or label")
 
 
 def _template(fmt: str, row: dict[str, Any]) -> str:
@@ -393,6 +414,7 @@ def _ls(sp: Any, name: str, aliases: list[str]) -> argparse.ArgumentParser:
     p.add_argument("--format", help="table, json, or a {{.Field}} template")
     p.add_argument("--no-trunc", action="store_true")
     p.add_argument("--digests", action="store_true")
+    p.add_argument("-f", "--filter", action="append", help="dangling=true, reference=GLOB, label=K[=V]")
     p.add_argument("filter_ref", nargs="*", metavar="REPOSITORY[:TAG]")
     p.set_defaults(func=cmd_images)
     return p
