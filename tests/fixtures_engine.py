@@ -94,8 +94,10 @@ def _cleanup(env: HakoEnv) -> None:
 def hako_env(tmp_path_factory: pytest.TempPathFactory, busybox_rootfs: Path, scratch_root: Path) -> Iterator[HakoEnv]:
     root = tmp_path_factory.mktemp("hako-engine")
     parent = f"/hako-test-engine-{os.urandom(4).hex()}"
-    # runc by default here (the reference); test_basic_lifecycle_with_each_runtime covers the others.
-    env = dict(os.environ, HAKO_ROOT=str(root), HAKO_CGROUP_PARENT=parent, HAKO_RUNTIME="runc")
+    # runc by default here (the reference); test_basic_lifecycle_with_each_runtime covers the others,
+    # and HAKO_TEST_ENGINE_RUNTIME=hako-runtime runs every engine test on another one.
+    runtime = os.environ.get("HAKO_TEST_ENGINE_RUNTIME", "runc")
+    env = dict(os.environ, HAKO_ROOT=str(root), HAKO_CGROUP_PARENT=parent, HAKO_RUNTIME=runtime)
     import_busybox(root, busybox_rootfs, scratch_root)
     h = HakoEnv(root, parent, env)
     try:
