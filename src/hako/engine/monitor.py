@@ -2,7 +2,9 @@
 
 It is started as ``python -S -c 'from hako.engine.monitor import main; main()' DIR SYNC_FD CLIENT_FD``
 (double-forked and ``setsid`` by the CLI, which also makes it the child subreaper: that setting
-survives execve). Its resident size is paid once per container, so it imports only modules built
+survives execve), or forked by an already running monitor of the same store on request (``SPAWN``
+on its attach socket, with the fds passed over SCM_RIGHTS), which shares that interpreter's pages
+copy-on-write and skips the interpreter's start-up. Its resident size is paid once per container, so it imports only modules built
 into the interpreter (posix, _socket, _signal, select, _struct, time, marshal): no ``os``, ``json``,
 ``socket`` or ``signal`` (those pull in ``re`` and ``enum``). The container's init is re-parented to it,
 so it collects the exit status; it holds the container's stdio (pipes, or a pty received over the
@@ -52,6 +54,7 @@ def exists(path: str) -> bool:
     except OSError:
         return False
     return True
+
 
 PR_SET_CHILD_SUBREAPER = 36
 
