@@ -57,6 +57,12 @@ def test_more_flags_and_commands(hako_env: HakoEnv, tmp_path: Path) -> None:
     assert p.returncode == 0, p.stderr
     assert p.stdout.split("\n")[:4] == ["yes box bound", "0", "CapEff:\t00000000a82425fb", "ro"]
     assert hako_env.run("run", "--rm", "--pull", "never", "nosuchimage:1", "true").returncode == 125
+    # --privileged: the capabilities we hold, the host's devices, /sys writable, no seccomp.
+    p = hako_env.run("run", "--rm", "--privileged", "busybox", "sh", "-c",
+                     "test -c /dev/null && test -b /dev/$(ls /sys/block | head -1) && echo devices; "
+                     "grep Seccomp: /proc/self/status; grep ' /sys ' /proc/mounts | cut -d' ' -f4")
+    assert p.stdout.split("\n")[:2] == ["devices", "Seccomp:\t0"] and p.stdout.split("\n")[2].startswith("rw"), p
+
     # create + start -a, rename, kill -s, restart, ps filters, logs -t/--since, version.
     hako_env.run("create", "--name", "later", "--label", "team=a", "busybox", "sh", "-c", "echo started", check=True)
     assert hako_env.out("start", "-a", "later") == "started"

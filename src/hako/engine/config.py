@@ -279,6 +279,30 @@ def host_bounding_caps() -> list[str]:
     return list(ALL_CAPS)
 
 
+def host_devices() -> list[dict[str, Any]]:
+    """Every character and block device of the host's /dev, for --privileged (as Docker gives them)."""
+    import os
+    import stat
+
+    out: list[dict[str, Any]] = []
+    skip = ("/dev/pts", "/dev/shm", "/dev/mqueue", "/dev/console", "/dev/ptmx", "/dev/tty")
+    for dirpath, dirnames, filenames in os.walk("/dev"):
+        dirnames[:] = [d for d in dirnames if os.path.join(dirpath, d) not in skip]
+        for name in filenames:
+            path = os.path.join(dirpath, name)
+            if path in skip:
+                continue
+            try:
+                st = os.lstat(path)
+            except OSError:
+                continue
+            if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+                out.append({"path": path, "type": "c" if stat.S_ISCHR(st.st_mode) else "b",
+                            "major": os.major(st.st_rdev), "minor": os.minor(st.st_rdev),
+                            "fileMode": stat.S_IMODE(st.st_mode), "uid": st.st_uid, "gid": st.st_gid})
+    return out
+
+
 # --- image config merge ----------------------------------------------------------------------------
 def health_from(opts: CreateOptions, image_health: dict[str, Any] | None) -> dict[str, Any] | None:
     if opts.no_healthcheck:
@@ -579,6 +603,8 @@ def build_spec(rec: dict[str, Any], rootfs: Path, cdir: Path, volume_path: Any) 
     if not privileged:
         linux["maskedPaths"] = list(MASKED_PATHS)
         linux["readonlyPaths"] = list(READONLY_PATHS)
+    else:
+        linux["devices"] = host_devices()
     seccomp = _seccomp(host, caps)
     if seccomp:
         linux["seccomp"] = seccomp
