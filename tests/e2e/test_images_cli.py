@@ -90,7 +90,7 @@ def _kill_mid_layer(root: Path, ref: str, tmp_dir: Path) -> None:
         assert proc.poll() is None, f"pull ended before it could be killed: {proc.stderr.read() if proc.stderr else ''}"
     finally:
         os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
+        proc.communicate()
 
 
 def test_pull_killed_mid_layer_leaves_consistent_store(tmp_path: Path, registry: ti.RegistryProcess) -> None:
@@ -159,6 +159,10 @@ def test_save_load_with_skopeo(tmp_path: Path, test_images: ImageSet) -> None:
     assert "Loaded image: example.com/from-skopeo:1" in hako(other, "load", "-i", str(darc)).stdout
     [d] = json.loads(hako(other, "image", "inspect", "example.com/from-skopeo:1").stdout)
     assert d["Id"] == test_images.layered.config_digest
+    # hako.testing.images writes OCI layouts skopeo reads.
+    layout = ti.write_layout(tmp_path / "layout", test_images.multiarch, "v1")
+    out = subprocess.run(["skopeo", "inspect", "--raw", f"oci:{layout}:v1"], capture_output=True, check=True)
+    assert ti.sha256(out.stdout) == test_images.multiarch.digest
 
 
 @pytest.mark.skipif(not shutil.which("podman"), reason="podman not installed")
@@ -214,7 +218,8 @@ def test_sigint_stops_a_pull_quickly(tmp_path: Path, registry: ti.RegistryProces
         while time.monotonic() < deadline and not any(p.stat().st_size for p in (root / "blobs/tmp").glob("blob-*")):
             time.sleep(0.02)
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=5) == 130  # not after the remaining ~7 s of download
+        proc.communicate(timeout=5)
+        assert proc.returncode == 130  # not after the remaining ~7 s of download
     finally:
         proxy.close()
     assert not list((root / "blobs/tmp").iterdir())  # rolled back, temp blob gone

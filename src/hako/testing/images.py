@@ -380,6 +380,7 @@ class RegistryProcess:
     dir: Path
     pid: int
     auth: tuple[str, str] | None = None
+    proc: Any = None  # the Popen, so stopping it also reaps it
 
     @property
     def storage(self) -> Path:
@@ -391,7 +392,16 @@ class RegistryProcess:
 
     def stop(self) -> None:
         import signal
+        import subprocess
 
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            return
         try:
             os.kill(self.pid, signal.SIGTERM)
         except ProcessLookupError:
@@ -465,7 +475,7 @@ http:
         stdin=subprocess.DEVNULL,
     )
     log.close()
-    reg = RegistryProcess(f"127.0.0.1:{port}", dir, proc.pid, basic_auth)
+    reg = RegistryProcess(f"127.0.0.1:{port}", dir, proc.pid, basic_auth, proc)
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         if proc.poll() is not None:
