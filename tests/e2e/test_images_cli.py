@@ -197,6 +197,8 @@ def test_save_to_pipe_load_from_stdin_and_history(tmp_path: Path, test_images: I
     save = subprocess.Popen([HAKO, "--root", str(root), "save", ref], stdout=subprocess.PIPE)
     load = subprocess.run([HAKO, "--root", str(other), "load"], stdin=save.stdout, capture_output=True, text=True,
                           timeout=120)
+    assert save.stdout is not None
+    save.stdout.close()
     assert save.wait(timeout=60) == 0 and load.returncode == 0, load.stderr
     assert load.stdout.strip() == f"Loaded image: {ref}"
     hist = hako(other, "history", ref).stdout.splitlines()
