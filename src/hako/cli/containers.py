@@ -27,6 +27,8 @@ def _engine(args: argparse.Namespace) -> Any:
 # --- run / create ----------------------------------------------------------------------------------
 def _add_create_flags(p: argparse.ArgumentParser) -> None:
     a = p.add_argument
+    # -h is --hostname, as in Docker; help is only --help.
+    a("--help", action="help", help="show this help message and exit")
     a("-d", "--detach", action="store_true", help="run in the background and print the container id")
     a("-i", "--interactive", action="store_true", help="keep stdin open")
     a("-t", "--tty", action="store_true", help="allocate a pseudo-terminal")
@@ -719,14 +721,13 @@ def register(subparsers: Any) -> None:
     p.add_argument("container")
     p.add_argument("new_name")
 
-    for name in ("ps", "ls"):
-        p = add(name, cmd_ps, "list containers")
-        p.add_argument("-a", "--all", action="store_true")
-        p.add_argument("-q", "--quiet", action="store_true")
-        p.add_argument("-n", "--last", type=int)
-        p.add_argument("--no-trunc", action="store_true")
-        p.add_argument("-f", "--filter", action="append", default=[])
-        p.add_argument("--format")
+    p = add("ps", cmd_ps, "list containers")
+    p.add_argument("-a", "--all", action="store_true")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("-n", "--last", type=int)
+    p.add_argument("--no-trunc", action="store_true")
+    p.add_argument("-f", "--filter", action="append", default=[])
+    p.add_argument("--format")
 
     p = add("inspect", cmd_inspect, "show a container's details as JSON")
     p.add_argument("-f", "--format")
