@@ -193,10 +193,11 @@ class ImageStore:
         from hako.images.gc import release
         from hako.images.mounts import unmount_all
 
-        unmount_all(self, self._image(row))
-        self.db.delete_image(image_id)
-
-        release(self, row)
+        # Exclusive: a concurrent pull may have planned to reuse one of these layers.
+        with self.lock(exclusive=True):
+            unmount_all(self, self._image(row))
+            self.db.delete_image(image_id)
+            release(self, row)
         return [f"Untagged: {t}" for t in row.tags] + [f"Deleted: {image_id}"]
 
     def import_tarball(self, path: Path, ref: str | None = None, *, message: str = "",
