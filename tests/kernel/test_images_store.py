@@ -159,3 +159,12 @@ def test_prune_removes_orphan_layers(image_store: ImageStore, rootfs_tar: Path) 
     assert f"Deleted layer: {orphan}" in image_store.prune()
     assert not image_store.snapshotter.has_layer(orphan)
     assert image_store.layer_dirs(img)[0].is_dir()
+
+
+def test_pull_from_archive_transport(image_store: ImageStore, rootfs_tar: Path, tmp_path: Path) -> None:
+    img = image_store.import_tarball(rootfs_tar, "example.com/arc:1")
+    out = tmp_path / "a.tar"
+    image_store.save(["example.com/arc:1"], out, "docker-archive")
+    other = ImageStore(tmp_path / "other")
+    assert other.pull(f"docker-archive:{out}").id == img.id
+    other.close()

@@ -148,6 +148,14 @@ class ImageStore:
              quiet: bool = False) -> Image:
         from hako.images.puller import pull
 
+        # Transports as podman spells them: docker://REF, oci-archive:PATH, docker-archive:PATH.
+        ref = ref.removeprefix("docker://")
+        for transport in ("oci-archive:", "docker-archive:"):
+            if ref.startswith(transport):
+                loaded = self.load(Path(ref[len(transport):]))
+                if not loaded:
+                    raise NotFound(f"archive {ref[len(transport):]} holds no image")
+                return loaded[0]
         with self.lock():
             image_id = pull(self, ref, platform=platform, tls_verify=tls_verify, quiet=quiet)
         return self.get(image_id)
