@@ -185,7 +185,13 @@ def test_push_round_trip(image_store: ImageStore, test_images: ImageSet, tmp_pat
     p = tmp_path / "t.tar"
     p.write_bytes(ti.tar_entries([ti.Entry("f", data=b"imported")]))
     imp = image_store.import_tarball(p, test_images.ref("imported:1"))
-    image_store.push(test_images.ref("imported:1"), quiet=True)
+    d1 = image_store.push(test_images.ref("imported:1"), quiet=True)
+    assert image_store.push(test_images.ref("imported:1"), quiet=True) == d1  # deterministic gzip
+    dz = image_store.push(test_images.ref("imported:1"), test_images.ref("imported:zstd"), quiet=True,
+                          compression="zstd")
+    assert dz != d1
+    assert image_store.push(test_images.ref("imported:1"), test_images.ref("imported:raw"), quiet=True,
+                            compression="none") == imp.manifest_digest
     third = ImageStore(tmp_path / "third")
     got = third.pull(test_images.ref("imported:1"), quiet=True)
     assert got.id == imp.id
@@ -207,7 +213,8 @@ def test_token_auth(image_store: ImageStore, token_registry: tuple, monkeypatch:
         image_store.pull(ref, quiet=True)
     auth.store(image_store.root, reg.host, auth.Credentials(USER, PASSWORD))
     src = image_store.import_tarball(_tar(tmp_path, b"token"), "local:1")
-    assert image_store.push("local:1", ref, quiet=True) == src.manifest_digest
+    digest = image_store.push("local:1", ref, quiet=True)
+    assert digest != src.manifest_digest  # the uncompressed imported layer went out gzipped
     assert any(r["scope"] == "repository:hako-test/tokened:pull,push" and r["user"] == USER
                for r in tokens.requests)
     other = ImageStore(tmp_path / "other")  # credentials are per store root
@@ -215,7 +222,9 @@ def test_token_auth(image_store: ImageStore, token_registry: tuple, monkeypatch:
         other.pull(ref, quiet=True)
     auth.store(other.root, reg.host, auth.Credentials(USER, PASSWORD))
     got = other.pull(ref, quiet=True)
-    assert got.id == src.id
+    assert got.id == src.id and got.manifest_digest == digest
+    assert [lay["mediaType"] for lay in other.manifest(got)["layers"]] == [
+        "application/vnd.oci.image.layer.v1.tar+gzip"]
     other.close()
 
 

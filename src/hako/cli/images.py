@@ -55,7 +55,8 @@ def cmd_pull(args: argparse.Namespace) -> int:
 
 def cmd_push(args: argparse.Namespace) -> int:
     with _store(args) as s:
-        digest = s.push(args.ref, args.dest, tls_verify=args.tls_verify, quiet=args.quiet)
+        digest = s.push(args.ref, args.dest, tls_verify=args.tls_verify, quiet=args.quiet,
+                        compression=args.compression_format)
     if not args.quiet:
         print(digest)
     return 0
@@ -400,6 +401,8 @@ def _pull(sp: Any, name: str, aliases: list[str]) -> argparse.ArgumentParser:
 def _push(sp: Any, name: str, aliases: list[str]) -> argparse.ArgumentParser:
     p: argparse.ArgumentParser = sp.add_parser(name, aliases=aliases, help="push an image to a registry")
     p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("--compression-format", default="gzip", choices=["gzip", "zstd", "none"],
+                   help="for uncompressed layers (imports); compressed ones are pushed as they are")
     _tls(p)
     p.add_argument("ref")
     p.add_argument("dest", nargs="?", help="destination reference (default: REF)")

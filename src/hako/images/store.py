@@ -217,10 +217,10 @@ class ImageStore:
         return self.get(image_id)
 
     def push(self, ref_or_id: str, dest: str | None = None, *, tls_verify: bool | None = None,
-             quiet: bool = False) -> str:
+             quiet: bool = False, compression: str = "gzip") -> str:
         from hako.images.pusher import push
 
-        return push(self, ref_or_id, dest, tls_verify=tls_verify, quiet=quiet)
+        return push(self, ref_or_id, dest, tls_verify=tls_verify, quiet=quiet, compression=compression)
 
     def save(self, refs: list[str], output: Path, fmt: str = "oci-archive") -> None:
         from hako.images.archive import save
