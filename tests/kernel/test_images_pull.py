@@ -282,3 +282,11 @@ def test_platform_mismatch_of_single_manifest(image_store: ImageStore, test_imag
     with pytest.raises(ConfigError, match="is linux/amd64, not linux/arm64"):
         image_store.pull(test_images.ref("busybox:latest"), platform="linux/arm64", quiet=True)
     assert image_store.pull(test_images.ref("busybox:latest"), platform="linux/amd64", quiet=True)
+
+
+def test_pull_from_oci_layout_dir(image_store: ImageStore, test_images: ImageSet, tmp_path: Path) -> None:
+    layout = ti.write_layout(tmp_path / "layout", test_images.multiarch, "v1")
+    img = image_store.pull(f"oci:{layout}:v1", quiet=True)
+    assert img.config["architecture"] == "amd64"  # chosen from the index, attestation skipped
+    with pytest.raises(HakoError, match="no image named 'v2'"):
+        image_store.pull(f"oci:{layout}:v2", quiet=True)

@@ -220,7 +220,36 @@ class _Archive:
         return f"blobs/sha256/{digest[7:]}"
 
 
-def load(store: ImageStore, path: Path, quiet: bool = True) -> list[str]:
+class _LayoutDir(_Archive):
+    """An OCI image layout directory (``oci:DIR``), read like an archive."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.members = {}
+
+    def has(self, name: str) -> bool:
+        return (self.path / name).is_file()
+
+    def read(self, name: str) -> bytes:
+        return self._file(name).read_bytes()
+
+    def chunks(self, name: str) -> Iterator[bytes]:
+        return _chunks(self._file(name))
+
+    def _file(self, name: str) -> Path:
+        p = self.path / name.removeprefix("./")
+        if ".." in Path(name).parts or not p.is_file():
+            raise HakoError(f"layout {self.path}: {name} missing")
+        return p
+
+
+def load(store: ImageStore, path: Path, quiet: bool = True, tag: str | None = None) -> list[str]:
+    """Load every image of an archive (or OCI layout directory); ``tag`` picks one ref.name."""
+    if path.is_dir():
+        layout = _LayoutDir(path)
+        if not layout.has("index.json"):
+            raise HakoError(f"{path}: not an OCI image layout (no index.json)")
+        return _load_oci(store, layout, tag)
     if not path.is_file():
         raise NotFound(f"archive {path} not found")
     with open(path, "rb") as f:
@@ -241,7 +270,7 @@ def load(store: ImageStore, path: Path, quiet: bool = True) -> list[str]:
         except tarfile.TarError as exc:
             raise HakoError(f"archive {path}: not a tar: {exc}") from None
         if ar.has("oci-layout") and ar.has("index.json"):
-            return _load_oci(store, ar)
+            return _load_oci(store, ar, tag)
         if ar.has("manifest.json"):
             return _load_docker(store, ar)
         raise HakoError(f"archive {path}: neither an OCI layout nor a docker-archive")
@@ -280,12 +309,17 @@ def _load_image(store: ImageStore, ar: _Archive, mdata: bytes, mdigest: str, m: 
         raise
 
 
-def _load_oci(store: ImageStore, ar: _Archive) -> list[str]:
+def _load_oci(store: ImageStore, ar: _Archive, tag: str | None = None) -> list[str]:
     index = parse_manifest(ar.read("index.json"))
     if not isinstance(index, Index):
         raise HakoError(f"archive {ar.path}: index.json is not an image index")
+    entries = index.manifests
+    if tag:
+        entries = [d for d in entries if tag in (d.annotations.get(REF_NAME), d.annotations.get(CONTAINERD_NAME))]
+        if not entries:
+            raise NotFound(f"{ar.path}: no image named {tag!r}")
     ids = []
-    for desc in index.manifests:
+    for desc in entries:
         name = desc.annotations.get(CONTAINERD_NAME) or desc.annotations.get(REF_NAME) or ""
         tags = []
         # A bare tag ("latest", as skopeo writes for oci:DIR:latest) names no repository.

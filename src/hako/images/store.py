@@ -150,11 +150,12 @@ class ImageStore:
 
         # Transports as podman spells them: docker://REF, oci-archive:PATH, docker-archive:PATH.
         ref = ref.removeprefix("docker://")
-        for transport in ("oci-archive:", "docker-archive:"):
+        for transport in ("oci-archive:", "docker-archive:", "oci:"):
             if ref.startswith(transport):
-                loaded = self.load(Path(ref[len(transport):]))
+                path, _, tag = ref[len(transport):].partition(":")
+                loaded = self.load(Path(path), tag=tag or None)
                 if not loaded:
-                    raise NotFound(f"archive {ref[len(transport):]} holds no image")
+                    raise NotFound(f"{path} holds no image")
                 return loaded[0]
         with self.lock():
             image_id = pull(self, ref, platform=platform, tls_verify=tls_verify, quiet=quiet)
@@ -227,11 +228,11 @@ class ImageStore:
 
         save(self, refs, Path(output), fmt)
 
-    def load(self, path: Path, quiet: bool = True) -> list[Image]:
+    def load(self, path: Path, quiet: bool = True, tag: str | None = None) -> list[Image]:
         from hako.images.archive import load
 
         with self.lock():
-            ids = load(self, Path(path), quiet=quiet)
+            ids = load(self, Path(path), quiet=quiet, tag=tag)
         return [self.get(i) for i in ids]
 
     def prune(self, all_images: bool = False) -> list[str]:
