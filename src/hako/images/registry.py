@@ -96,7 +96,8 @@ class RegistryClient:
         return self._credentials
 
     def _make_client(self, verify: bool) -> httpx.Client:
-        return httpx.Client(verify=verify, follow_redirects=True, http2=False,
+        # A loopback registry is never reached through $HTTP_PROXY.
+        return httpx.Client(verify=verify, follow_redirects=True, http2=False, trust_env=not is_loopback(self.host),
                             timeout=httpx.Timeout(30.0, connect=10.0),
                             limits=httpx.Limits(max_connections=16, max_keepalive_connections=8),
                             headers={"User-Agent": "hako/0.1"})
