@@ -911,3 +911,23 @@ def test_delete_force_of_paused_container(lab: Lab) -> None:
     assert wait_until(lambda: not pid_alive(pid)), "init still alive (frozen?) after delete --force"
     for ctrl in ("freezer", "memory"):
         assert not cgroup_path(ctrl, f"{CG_PARENT}/{cid}").exists(), f"{ctrl} cgroup left"
+
+
+def test_exec_with_settings_that_cannot_apply_fails(lab: Lab) -> None:
+    """conmon reports an exec failure from the runtime's exit status and --log, not the process's."""
+    if _has_sys_resource():
+        pytest.skip("root has CAP_SYS_RESOURCE here: the rlimit applies")
+    cid, _, _ = lab.run_detached(["sleep", "1000"])
+    proc = lab.tmp / "process.json"
+    spec = _exec_process(["true"])
+    spec.update(_unraisable_rlimit())
+    proc.write_text(json.dumps(spec))
+    log = lab.tmp / "exec-log"
+    res = lab.call(
+        "--log-format=json", "--log", str(log), "exec", "--pid-file", str(lab.tmp / "exec.pid"),
+        "--process", str(proc), "--detach", cid, env=ENV_CREATE,
+    )  # fmt: skip
+    assert res.returncode != 0, str(res)  # runc exits 255 here; clients only test for non-zero
+    entries = [json.loads(ln) for ln in log.read_text().splitlines() if ln.strip()]
+    assert any(e.get("level") == "error" for e in entries), entries
+    assert lab.state(cid)["status"] == "running", "a failed exec must not hurt the container"
