@@ -293,7 +293,7 @@ def push(registry: str, repo: str, tag: str, b: Built, auth: tuple[str, str] | N
     """Push blobs, child manifests, then ``b`` under ``tag``, straight over HTTP. Returns the digest."""
     import httpx
 
-    with httpx.Client(base_url=f"http://{registry}", auth=auth, timeout=60) as c:
+    with httpx.Client(base_url=f"http://{registry}", auth=auth, timeout=60, trust_env=False) as c:
         for d, data in b.blobs.items():
             if c.head(f"/v2/{repo}/blobs/{d}").status_code == 200:
                 continue
@@ -481,7 +481,7 @@ http:
         if proc.poll() is not None:
             raise RuntimeError(f"docker-registry exited: {(dir / 'registry.log').read_text()[-2000:]}")
         try:
-            if httpx.get(f"http://{reg.host}/v2/", timeout=1).status_code in (200, 401):
+            if httpx.get(f"http://{reg.host}/v2/", timeout=1, trust_env=False).status_code in (200, 401):
                 return reg
         except httpx.HTTPError:
             pass
