@@ -109,3 +109,36 @@ def test_build_spec_applies_limits_and_security(tmp_path: Path) -> None:
     vol = [m for m in spec["mounts"] if m["destination"] == "/v"][0]
     assert vol["source"] == "/vols/v/_data" and "ro" in vol["options"]
     assert spec["linux"]["cgroupsPath"] == f"/p/{cid}"
+
+
+def test_docker_seccomp_profile_resolves_includes_and_excludes(tmp_path: Path) -> None:
+    import json
+    import os
+
+    arch = {"x86_64": "SCMP_ARCH_X86_64", "aarch64": "SCMP_ARCH_AARCH64"}.get(os.uname().machine, "SCMP_ARCH_X86_64")
+    profile = {
+        "defaultAction": "SCMP_ACT_ERRNO",
+        "archMap": [{"architecture": arch, "subArchitectures": []}],
+        "syscalls": [
+            {"names": ["read", "write"], "action": "SCMP_ACT_ALLOW"},
+            {"names": ["mount"], "action": "SCMP_ACT_ALLOW", "includes": {"caps": ["CAP_SYS_ADMIN"]}},
+            {"names": ["reboot"], "action": "SCMP_ACT_ALLOW", "excludes": {"caps": ["CAP_SYS_BOOT"]}},
+            {"names": ["personality"], "action": "SCMP_ACT_ALLOW", "includes": {"arches": ["nosucharch"]}},
+        ],
+    }
+    path = tmp_path / "profile.json"
+    path.write_text(json.dumps(profile))
+
+    def allowed(cap_add: list[str]) -> set[str]:
+        opts = CreateOptions("img", ["sh"], security_opt=[f"seccomp={path}"], cap_add=cap_add)
+        cid = "e" * 64
+        rec = {"Id": cid, "Config": merge_config(opts, {}, cid, "img"), "HostConfig": host_config(opts, "runc", "/p"),
+               "Mounts": [], "Hako": {"CgroupsPath": f"/p/{cid}"}}
+        sec = build_spec(rec, tmp_path, tmp_path, lambda n: Path("/vols") / n)["linux"]["seccomp"]
+        assert sec["defaultAction"] == "SCMP_ACT_ERRNO" and arch in sec["architectures"]
+        assert all("includes" not in r and "excludes" not in r for r in sec["syscalls"])
+        return {n for r in sec["syscalls"] if r["action"] == "SCMP_ACT_ALLOW" for n in r["names"]}
+
+    # Docker's default caps: no SYS_ADMIN, no SYS_BOOT; the arch filter never matches.
+    assert allowed([]) == {"read", "write", "reboot"}
+    assert allowed(["SYS_ADMIN", "SYS_BOOT"]) == {"read", "write", "mount"}

@@ -476,7 +476,7 @@ def _seccomp(host: dict[str, Any], caps: list[str]) -> dict[str, Any] | None:
                 prof = json.loads(Path(value).read_text())
             except (OSError, ValueError) as exc:
                 raise ConfigError("security-opt", f"seccomp profile {value}: {exc}") from None
-            return _oci_seccomp(prof)
+            return _oci_seccomp(prof, caps)
     try:
         from hako.seccomp import default_profile  # type: ignore[attr-defined,unused-ignore]
     except ImportError:
@@ -487,26 +487,12 @@ def _seccomp(host: dict[str, Any], caps: list[str]) -> dict[str, Any] | None:
         return None
 
 
-def _oci_seccomp(prof: dict[str, Any]) -> dict[str, Any]:
-    """Docker's profile format is OCI's plus ``archMap`` and per-rule includes/excludes; keep the OCI part."""
-    out: dict[str, Any] = {"defaultAction": prof.get("defaultAction", "SCMP_ACT_ERRNO")}
-    if "defaultErrnoRet" in prof:
-        out["defaultErrnoRet"] = prof["defaultErrnoRet"]
-    archs = list(prof.get("architectures") or [])
-    for entry in prof.get("archMap") or []:
-        archs += [entry.get("architecture"), *(entry.get("subArchitectures") or [])]
-    if archs:
-        out["architectures"] = [a for a in archs if a]
-    rules = []
-    for s in prof.get("syscalls") or []:
-        if s.get("includes") or s.get("excludes"):
-            continue
-        rule = {k: s[k] for k in ("names", "action", "args", "errnoRet") if k in s and s[k] is not None}
-        if "name" in s and "names" not in rule:
-            rule["names"] = [s["name"]]
-        rules.append(rule)
-    out["syscalls"] = rules
-    return out
+def _oci_seccomp(prof: dict[str, Any], caps: list[str]) -> dict[str, Any]:
+    """Docker's profile format is OCI's plus ``archMap`` and per-rule includes/excludes (by
+    capability, architecture, kernel version): resolved for this host and the container's caps."""
+    from hako.seccomp import from_docker
+
+    return dict(from_docker(prof, caps))
 
 
 def build_spec(rec: dict[str, Any], rootfs: Path, cdir: Path, volume_path: Any) -> dict[str, Any]:
