@@ -168,3 +168,11 @@ def test_pull_from_archive_transport(image_store: ImageStore, rootfs_tar: Path, 
     other = ImageStore(tmp_path / "other")
     assert other.pull(f"docker-archive:{out}").id == img.id
     other.close()
+
+
+def test_prune_all_unmounts_first(image_store: ImageStore, rootfs_tar: Path) -> None:
+    img = image_store.import_tarball(rootfs_tar, "mounted")
+    path = image_store.mount("mounted")
+    assert (path / "bin/busybox").is_file()
+    assert f"Deleted: {img.id}" in image_store.prune(all_images=True)
+    assert not path.exists() and image_store.list() == []

@@ -80,6 +80,9 @@ def prune(store: ImageStore, all_images: bool = False) -> list[str]:
                 continue
             if row.tags and not all_images:
                 continue
+            from hako.images.mounts import unmount_all
+
+            unmount_all(store, store._image(row))
             store.db.delete_image(row.id)
             out.append(f"Deleted: {row.id}")
         out += [f"Deleted layer: {c}" for c in collect(store)]
