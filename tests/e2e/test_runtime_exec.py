@@ -181,3 +181,20 @@ def test_rlimits_and_oom_score(rt: Runtime, bundle: Path) -> None:
                                                                          "hard": 654}])))
     p = rt("run", "-b", str(bundle), "o1")
     assert p.stdout.decode().split() == ["321", "123"]
+
+
+def test_run_foreground_terminal_without_console_socket(rt: Runtime, bundle: Path) -> None:
+    from tests.fixtures_runtime import edit_config, set_config
+
+    set_config(bundle, "t1", ["sh", "-c", "tty; exit 4"])
+    edit_config(bundle, lambda c: c["process"].__setitem__("terminal", True))
+    p = rt("run", "-b", str(bundle), "t1", check=False)
+    assert p.returncode == 4, p.stderr
+    assert b"/dev/pts/0" in p.stdout
+
+
+def test_exec_foreground_tty_without_console_socket(rt: Runtime, rbundle: Path) -> None:
+    _running(rt, rbundle)
+    p = rt("exec", "-t", "c1", "sh", "-c", "tty; exit 5", check=False)
+    assert p.returncode == 5, p.stderr
+    assert b"/dev/pts/" in p.stdout

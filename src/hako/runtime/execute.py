@@ -163,20 +163,25 @@ def wait_foreground(pid: int, master: int | None = None) -> int:
 
     for s in forward:
         signal.signal(s, handler)
+    pump = None
     if master is not None:
         import threading
 
         from hako.runtime.console import proxy
 
-        threading.Thread(target=proxy, args=(master,), daemon=True).start()
+        pump = threading.Thread(target=proxy, args=(master,), daemon=True)
+        pump.start()
+    code = 0
     while True:
         try:
             wpid, status = os.waitpid(-1, 0)
         except ChildProcessError:
-            return 0
+            break
         except InterruptedError:
             continue
         if wpid == pid:
-            if os.WIFSIGNALED(status):
-                return 128 + os.WTERMSIG(status)
-            return os.WEXITSTATUS(status)
+            code = 128 + os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+            break
+    if pump is not None:
+        pump.join(2)  # drain what the process wrote before it exited
+    return code
