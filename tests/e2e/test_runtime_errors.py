@@ -144,3 +144,19 @@ def test_log_json_for_create_failure(rt: Runtime, rbundle: Path) -> None:
     lines = logf.read_text().splitlines()
     assert len(lines) == 1
     assert "executable file not found in $PATH" in json.loads(lines[0])["msg"]
+
+
+def test_rlimit_above_hard_limit_fails_create(rt: Runtime, rbundle: Path) -> None:
+    import resource
+
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard >= 2**31:
+        pytest.skip("no finite hard limit to exceed")
+    # Raising a hard limit needs CAP_SYS_RESOURCE, which root lacks on this machine.
+    edit_config(rbundle, lambda c: c["process"].__setitem__(
+        "rlimits", [{"type": "RLIMIT_NOFILE", "soft": hard + 1, "hard": hard + 1}]))
+    p = rt.create("c1", rbundle, check=False)
+    if p.returncode == 0:
+        pytest.skip("this root can raise hard limits (has CAP_SYS_RESOURCE)")
+    assert b"process.rlimits" in p.stderr
+    assert_nothing_left(rt, "c1", rbundle)

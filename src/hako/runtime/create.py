@@ -148,6 +148,9 @@ def _init_child(
     rootfs_mod.finalize_rootfs(spec)
     if not opts.no_new_keyring:
         _new_session_keyring(spec)
+    from hako.runtime.process import apply_limits
+
+    apply_limits(proc)
     if notify_sock is not None:
         # A seccomp agent needs the listener fd before create returns, so the filter goes in
         # now (as runc does) and the fd travels to the runtime, which can still reach the agent.
@@ -174,7 +177,7 @@ def _init_child(
             run_hooks("startContainer", spec.hooks.start_container, b"{}")
         if "/" not in exe:
             exe = find_executable(proc.args[0], proc.env)
-        exec_process(proc, exe, preserve_fds=opts.preserve_fds, seccomp=seccomp)
+        exec_process(proc, exe, preserve_fds=opts.preserve_fds, seccomp=seccomp, limits_applied=True)
     except BaseException as e:  # noqa: BLE001
         os.write(2, f"hako-runtime: {e}\n".encode(errors="replace"))
         os._exit(127)

@@ -92,8 +92,10 @@ def _set_rlimits(proc: Process) -> None:
             raise ConfigError("process.rlimits", f"{r.type} is not supported on this host")
         try:
             resource.setrlimit(num, (r.soft, r.hard))
-        except (ValueError, OSError) as e:
-            raise HakoError(f"setrlimit {r.type} {r.soft}/{r.hard}: {e}") from None
+        except OSError as e:
+            raise HakoError(f"process.rlimits {r.type} {r.soft}/{r.hard}: setrlimit: {(e.strerror or str(e)).lower()}") from None
+        except ValueError as e:
+            raise HakoError(f"process.rlimits {r.type} {r.soft}/{r.hard}: {e}") from None
 
 
 def _setup_user(proc: Process) -> None:
@@ -158,6 +160,21 @@ def keep_fds(preserve_fds: int) -> None:
                     pass
 
 
+def apply_limits(proc: Process) -> None:
+    """rlimits and oom_score_adj; init applies them before create returns, so one that cannot be
+    applied (above the hard limit, a lower score without CAP_SYS_RESOURCE) fails create, as in runc."""
+    _set_rlimits(proc)
+    if proc.oom_score_adj is not None:
+        try:
+            with open("/proc/self/oom_score_adj", "w") as f:
+                f.write(str(proc.oom_score_adj))
+        except OSError as e:
+            raise HakoError(
+                f"process.oomScoreAdj {proc.oom_score_adj}: write /proc/self/oom_score_adj: "
+                f"{(e.strerror or str(e)).lower()}"
+            ) from None
+
+
 def preload(proc: Process, *, seccomp: bool = False, hooks: bool = False) -> None:
     """Import what the container process will need once it can no longer see the host's files."""
     import hako.errors  # noqa: F401
@@ -184,6 +201,7 @@ def exec_process(
     preserve_fds: int = 0,
     seccomp: Any = None,  # raw linux.seccomp or hako.seccomp.prepare()'s result
     seccomp_ready: Any = None,
+    limits_applied: bool = False,
 ) -> None:
     """Apply the process spec to this (root, fully privileged) process and execve. Never returns."""
     from hako.sys import caps as capmod
@@ -193,10 +211,8 @@ def exec_process(
         os.chdir(proc.cwd)
     except OSError as e:
         raise HakoError(f"chdir to cwd ({proc.cwd!r}) set in config.json failed: {(e.strerror or str(e)).lower()}") from None
-    _set_rlimits(proc)
-    if proc.oom_score_adj is not None:
-        with open("/proc/self/oom_score_adj", "w") as f:
-            f.write(str(proc.oom_score_adj))
+    if not limits_applied:
+        apply_limits(proc)
     if proc.apparmor_profile:
         _write_attr("exec", "exec " + proc.apparmor_profile)
     if proc.selinux_label:
