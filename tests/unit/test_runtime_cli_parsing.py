@@ -68,3 +68,17 @@ def test_update_flags_to_resources() -> None:
                                  "pids": {"limit": 10}}
     with pytest.raises(ConfigError, match="--cpu-shares"):
         resources_from(parse(["--cpu-shares", "lots"], specs))
+
+
+def test_fastjson_round_trip_matches_json() -> None:
+    import json
+
+    from hako.runtime import fastjson
+
+    doc = {"id": "c1", "pid": 12, "ok": True, "none": None, "f": 1.5, "s": 'é"\n', "l": [1, {"a": []}]}
+    text = fastjson.dumps(doc)
+    assert json.loads(text) == doc and fastjson.loads(text) == doc
+    assert fastjson.loads(json.dumps(doc, indent=2) + "\n") == doc
+    for bad in ("{", "{}x", "", "[1,]"):
+        with pytest.raises(ValueError):
+            fastjson.loads(bad)

@@ -159,11 +159,9 @@ def cmd_start(ctx: Ctx, argv: list[str]) -> int:
 
 
 def cmd_state(ctx: Ctx, argv: list[str]) -> int:
-    import json
+    from hako.runtime import fastjson, ops
 
-    from hako.runtime import ops
-
-    _out(json.dumps(ops.state(ctx.root, _one_id(parse(argv, []), "state")), indent=2) + "\n")
+    _out(fastjson.dumps(ops.state(ctx.root, _one_id(parse(argv, []), "state"))) + "\n")
     return 0
 
 
@@ -206,7 +204,7 @@ def cmd_resume(ctx: Ctx, argv: list[str]) -> int:
 
 
 def cmd_ps(ctx: Ctx, argv: list[str]) -> int:
-    import json
+    from hako.runtime import fastjson
 
     p = parse(argv, [F("format", True, aliases=("-f",))], stop_at_positional=1)
     cid = _one_id(p, "ps", extra_ok=True)
@@ -215,7 +213,7 @@ def cmd_ps(ctx: Ctx, argv: list[str]) -> int:
     pids = ops.pids(ctx.root, cid)
     fmt = p.opt("format") or "table"
     if fmt == "json":
-        _out(json.dumps(pids) + "\n" if pids else "null\n")
+        _out(fastjson.dumps(pids) + "\n" if pids else "null\n")
         return 0
     if fmt != "table":
         raise HakoError(f"invalid format option {fmt!r}")

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import os
 
 from hako.errors import Conflict, HakoError, NotFound
+from hako.runtime import fastjson
 from hako.runtime.state import Container
 
 # typing costs start-up time; mypy treats a name TYPE_CHECKING as true.
@@ -106,7 +106,7 @@ def _poststart(c: Container) -> None:
     if hooks is not None and hooks.poststart:
         from hako.runtime.hooks import run_hooks
 
-        run_hooks("poststart", hooks.poststart, json.dumps(c.oci_state()).encode())
+        run_hooks("poststart", hooks.poststart, fastjson.dumps(c.oci_state()).encode())
 
 
 def state(root: str, cid: str) -> dict[str, Any]:
@@ -188,7 +188,7 @@ def delete(root: str, cid: str, force: bool = False) -> None:
 
             s = c.oci_state_stopped()
             try:
-                run_hooks("poststop", hooks.poststop, json.dumps(s).encode())
+                run_hooks("poststop", hooks.poststop, fastjson.dumps(s).encode())
             except HakoError as e:
                 # runc only warns: the container is gone already
                 from hako.runtime import log
