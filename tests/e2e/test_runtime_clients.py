@@ -47,13 +47,7 @@ PODMAN_CAPS = [
 ]  # fmt: skip
 # Gaps of hako-runtime against the client contract, known and reported; xfail (not strict) so
 # a fix shows up as XPASS. Keyed by test name, or "name[param]" for one parametrization.
-_LATE_PROCESS_SETTINGS = (
-    "rlimits and oomScoreAdj are applied after `start` (in exec_process), not before init reports "
-    "ready: create succeeds and the container dies with 127 instead of create failing (runc)"
-)
-KNOWN_HAKO_GAPS: dict[str, str] = {
-    "test_process_settings_that_cannot_apply_fail_create": _LATE_PROCESS_SETTINGS,
-}
+KNOWN_HAKO_GAPS: dict[str, str] = {}
 _MISSING = re.compile(r"not implemented|invalid choice|unknown command|no such command", re.I)
 
 
