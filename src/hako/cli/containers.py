@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from hako.engine.trace import phase
 from hako.errors import HakoError
 
 
@@ -127,7 +128,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     eng = _engine(args)
     opts = create_options(args)
-    rec = eng.create(opts)
+    eng.prespawn(opts, attach=not args.detach)
+    try:
+        rec = eng.create(opts)
+    except BaseException:
+        eng.cancel_prespawn()
+        raise
     cid = rec["Id"]
     if args.detach:
         try:
@@ -148,6 +154,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     _proxy_signals(eng, cid)
     try:
         code = attach_session(sock, stdin=opts.interactive, tty=opts.tty)
+        phase("cli", "exit received")
     except KeyboardInterrupt:
         eng.kill(cid, "KILL")
         code = 130
@@ -675,8 +682,29 @@ def cmd_system_prune(args: argparse.Namespace) -> int:
 
 
 # --- registration ----------------------------------------------------------------------------------------
-def register(subparsers: Any) -> None:
-    def add(name: str, func: Any, help_: str, **kw: Any) -> argparse.ArgumentParser:
+class _Skipped:
+    """Stands in for the parsers of commands not being run: every call is absorbed."""
+
+    def __getattr__(self, name: str) -> Any:
+        return self
+
+    def __call__(self, *args: Any, **kw: Any) -> Any:
+        return self
+
+
+COMMANDS = frozenset({
+    "run", "create", "start", "attach", "stop", "restart", "kill", "rm", "wait", "pause", "unpause", "rename",
+    "ps", "inspect", "logs", "exec", "top", "stats", "cp", "export", "port", "debug", "container", "volume",
+    "system", "info", "version",
+})
+
+
+def register(subparsers: Any, only: str | None = None) -> None:
+    """Add the container commands; with ``only``, build just that command's parser (start-up time)."""
+
+    def add(name: str, func: Any, help_: str, **kw: Any) -> Any:
+        if only is not None and name != only:
+            return _Skipped()
         p = subparsers.add_parser(name, help=help_, **kw)
         p.set_defaults(func=func)
         return p

@@ -16,12 +16,33 @@ AREAS = ["hako.cli.images", "hako.cli.containers"]
 DEFAULT_ROOT = "/var/lib/hako"
 
 
-def build_parser() -> argparse.ArgumentParser:
+def command_name(argv: list[str]) -> str | None:
+    """The subcommand in ``argv`` (after the global flags), or None."""
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--root":
+            i += 2
+        elif arg.startswith("--root=") or arg == "--debug":
+            i += 1
+        else:
+            return None if arg.startswith("-") else arg
+    return None
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; for a container ``command`` only its own subparser is built (start-up time)."""
     parser = argparse.ArgumentParser(prog="hako", description="Containers, daemonless, in Python.")
     parser.add_argument("--root", type=Path, default=Path(os.environ.get("HAKO_ROOT", DEFAULT_ROOT)),
                         help="store root (default $HAKO_ROOT or /var/lib/hako)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    if command is not None:
+        from hako.cli import containers
+
+        if command in containers.COMMANDS:
+            containers.register(subparsers, only=command)
+            return parser
     for name in AREAS:
         try:
             module = importlib.import_module(name)
@@ -34,10 +55,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from hako.engine.trace import phase
     from hako.errors import HakoError
 
-    parser = build_parser()
+    phase("cli", "main")
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(command_name(argv))
     args = parser.parse_args(argv)
+    phase("cli", "parsed")
     if not getattr(args, "func", None):
         parser.print_help()
         return 125

@@ -22,8 +22,10 @@ from typing import TYPE_CHECKING, Any
 from hako.engine import monitor as mon
 from hako.engine.db import EngineDB
 from hako.engine.ids import check_name, new_id, random_name
-from hako.engine.runtime_client import RuntimeClient, default_runtime, resolve_runtime
+from hako.engine.runtime_client import RuntimeClient, default_runtime, resolve_runtime, runtime_in_process
 from hako.engine.signals import parse_signal
+from hako.engine.trace import path as trace_path
+from hako.engine.trace import phase
 from hako.engine.volumes import VolumeStore
 from hako.errors import Conflict, HakoError, NotFound
 
@@ -59,6 +61,7 @@ class Engine:
         self.default_runtime = runtime or default_runtime()
         self.cgroup_parent = cgroup_parent or os.environ.get("HAKO_CGROUP_PARENT") or "/hako"
         self._images: Any = None
+        self._pending: PendingMonitor | None = None
 
     @property
     def images(self) -> Any:
@@ -135,11 +138,31 @@ class Engine:
         return self.state(rec).get("status") in RUNNING_STATES
 
     # --- create ----------------------------------------------------------------------------------
+    def prespawn(self, opts: CreateOptions, attach: bool) -> None:
+        """Start the monitor of the container about to be created now, so that its interpreter's
+        start-up overlaps ``create``; the next ``start`` uses it, ``cancel_prespawn`` drops it.
+        Nothing is started when a running monitor of this store will fork it anyway."""
+        self.cancel_prespawn()
+        if os.environ.get("HAKO_MONITOR_FORK", "1") != "0" and zygote_alive(self.root):
+            return
+        try:
+            runtime = resolve_runtime(opts.runtime or self.default_runtime)
+        except HakoError:
+            return
+        self._pending = PendingMonitor(attach, runtime_in_process(runtime))
+
+    def cancel_prespawn(self) -> None:
+        if self._pending is not None:
+            self._pending.cancel()
+            self._pending = None
+
     def create(self, opts: CreateOptions, join_pid: int | None = None) -> dict[str, Any]:
         """Create a container; ``join_pid``: share that process's pid/net/ipc/uts namespaces (debug)."""
         from hako.engine.config import build_spec, host_config, merge_config
 
+        phase("cli", "create")
         image = self.images.resolve(opts.image, opts.pull)
+        phase("cli", "image resolved")
         cid = new_id()
         name = check_name(opts.name) if opts.name else random_name()
         runtime = resolve_runtime(opts.runtime or self.default_runtime)
@@ -163,6 +186,7 @@ class Engine:
                 raise
             rec["Name"] = name = random_name() + "_" + cid[:4]
             self.db.insert_container(rec)
+        phase("cli", "record inserted")
         cdir = self.cdir(cid)
         try:
             cdir.mkdir(parents=True)
@@ -170,15 +194,19 @@ class Engine:
             rootfs = cdir / "bundle" / "rootfs"
             saved = self.images.prepare_rootfs(cid, image, cdir, volatile=opts.rm)
             rec["Hako"]["Rootfs"] = saved
+            phase("cli", "snapshot prepared")
             self.images.mount_rootfs(saved, rootfs)
+            phase("cli", "rootfs mounted")
             rec["Mounts"] = self._mounts(opts, cfg, rootfs)
             self._etc_files(rec, cdir)
             spec = build_spec(rec, rootfs, cdir, self.volumes.path)
             (cdir / "bundle" / "config.json").write_text(json.dumps(spec, indent=1))
             write_atomic(cdir / mon.STATE, {"status": "created", "exit_code": 0, "restart_count": 0,
                                                "started_at": ZERO_TIME, "finished_at": ZERO_TIME})
+            phase("cli", "config.json written")
             self.db.update_container(rec)
             self.images.add_ref(image.id, cid)
+            phase("cli", "record updated")
         except BaseException:
             self._cleanup(rec, remove_volumes=True)
             raise
@@ -248,12 +276,20 @@ class Engine:
             self._write_monitor_spec(rec, autoremove=rec["HostConfig"]["AutoRemove"])
             ours: socket.socket | None = None
             theirs: socket.socket | None = None
-            if attach:
+            pending, self._pending = self._pending, None
+            if pending is not None and (pending.ours is not None) != attach:
+                pending.cancel()
+                pending = None
+            if pending is not None:
+                ours = pending.ours
+            elif attach:
                 import socket
 
                 ours, theirs = socket.socketpair()
             try:
-                report = spawn_monitor(cdir, theirs)
+                phase("cli", "monitor spawn")
+                report = spawn_monitor(cdir, theirs, runtime_in_process(rec["HostConfig"]["Runtime"]), pending)
+                phase("cli", "monitor reported")
             finally:
                 if theirs is not None:
                     theirs.close()
@@ -281,7 +317,7 @@ class Engine:
             "log_max_size": int(logcfg.get("max-size", 10 << 20)), "log_max_files": int(logcfg.get("max-file", 3)),
             "restart": {"name": host["RestartPolicy"]["Name"], "max": host["RestartPolicy"]["MaximumRetryCount"]},
             "health": health, "cgroups_path": rec["Hako"]["CgroupsPath"], "autoremove": autoremove,
-            "python": sys.executable,
+            "python": sys.executable, "trace": trace_path(), "inprocess": runtime_in_process(rt.path),
         }
         write_atomic(self.cdir(rec["Id"]) / mon.SPEC, spec)
 
@@ -413,6 +449,7 @@ class Engine:
                     raise Conflict(f"container {rec['Name']} is running: stop it first or use rm -f")
                 self.stop(cid, timeout=0, sig="KILL")
         self._cleanup(rec, remove_volumes=volumes)
+        phase("cli", "removed")
         return cid
 
     def _cleanup(self, rec: dict[str, Any], remove_volumes: bool) -> None:
@@ -538,19 +575,24 @@ class Engine:
 
 
 # --- monitor plumbing ------------------------------------------------------------------------------
-def spawn_monitor(cdir: Path, client: socket.socket | None) -> dict[str, Any]:
+def spawn_monitor(cdir: Path, client: socket.socket | None, inprocess: bool = False,
+                  pending: PendingMonitor | None = None) -> dict[str, Any]:
     """A monitor for the container in ``cdir``; its start report (ok, pid or error, code).
 
-    A running monitor of the same store forks it when it can (copy-on-write pages, no interpreter
-    start-up); otherwise a fresh ``python -S`` is double-forked, which then serves as the next one's
-    parent. ``HAKO_MONITOR_FORK=0`` always starts a fresh interpreter."""
+    A monitor started ahead (``pending``) is used first; else a running monitor of the same store
+    forks it when it can (copy-on-write pages, no interpreter start-up); otherwise a fresh
+    ``python -S`` is double-forked. A fresh one then serves as the next one's parent (the zygote).
+    ``HAKO_MONITOR_FORK=0`` always starts a fresh interpreter."""
     client_fd = client.fileno() if client is not None else -1
     zygote = cdir.parent.parent / "zygote"
-    if os.environ.get("HAKO_MONITOR_FORK", "1") != "0":
-        report = _spawn_from_zygote(zygote, cdir, client_fd)
-        if report is not None:
-            return report
-    report = _spawn_fresh(cdir, client_fd)
+    if pending is not None:
+        report = pending.launch(cdir)
+    else:
+        if os.environ.get("HAKO_MONITOR_FORK", "1") != "0":
+            report_z = _spawn_from_zygote(zygote, cdir, client_fd)
+            if report_z is not None:
+                return report_z
+        report = _spawn_fresh(cdir, client_fd, inprocess)
     if report.get("ok"):
         try:
             tmp = zygote.with_name(f"zygote.{os.getpid()}")
@@ -588,14 +630,65 @@ def _spawn_from_zygote(zygote: Path, cdir: Path, client_fd: int) -> dict[str, An
     return dict(marshal.loads(data)) if data else None
 
 
-def _spawn_fresh(cdir: Path, client_fd: int) -> dict[str, Any]:
+class PendingMonitor:
+    """A fresh monitor interpreter started before its container exists: its start-up (and, for
+    hako's own runtime, the runtime's imports) overlap the engine's create work. It waits for the
+    container directory on a pipe and exits quietly when that pipe closes without one."""
+
+    def __init__(self, attach: bool, inprocess: bool) -> None:
+        import socket
+
+        self.ours: socket.socket | None = None
+        theirs: socket.socket | None = None
+        if attach:
+            self.ours, theirs = socket.socketpair()
+        go_r, self.go_w = os.pipe2(os.O_CLOEXEC)
+        try:
+            self.report_r = _exec_monitor(f"fd:{go_r}", theirs.fileno() if theirs else -1, inprocess, [go_r])
+        finally:
+            os.close(go_r)
+            if theirs is not None:
+                theirs.close()
+
+    def launch(self, cdir: Path) -> dict[str, Any]:
+        os.write(self.go_w, str(cdir).encode())
+        os.close(self.go_w)
+        self.go_w = -1
+        return _read_report(self.report_r, cdir)
+
+    def cancel(self) -> None:
+        if self.go_w >= 0:
+            os.close(self.go_w)
+            self.go_w = -1
+            os.close(self.report_r)
+        if self.ours is not None:
+            self.ours.close()
+            self.ours = None
+
+
+def zygote_alive(store_root: Path) -> bool:
+    """Whether a running monitor of this store can fork the next one (then no fresh one is needed)."""
+    containers = store_root / "engine" / "containers"
+    try:
+        sock = connect_attach(containers / (containers.parent / "zygote").read_text().strip())
+    except (OSError, ValueError):
+        return False
+    sock.close()
+    return True
+
+
+def _exec_monitor(cdir_arg: str, client_fd: int, inprocess: bool, keep: list[int]) -> int:
+    """Double-fork and exec ``python -S`` running the monitor; the read end of its report pipe."""
     import hako
 
     pythonpath = str(Path(hako.__file__).resolve().parent.parent)
-    argv = [sys.executable, "-S", "-c", "from hako.engine.monitor import main; main()", str(cdir)]
-    r, w = os.pipe()
+    r, w = os.pipe2(os.O_CLOEXEC)
+    argv = [sys.executable, "-S", "-c", "from hako.engine.monitor import main; main()", cdir_arg, str(w),
+            str(client_fd), "inprocess" if inprocess else "-"]
     env = {"PATH": os.environ.get("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"),
            "PYTHONPATH": pythonpath}
+    if os.environ.get("HAKO_TRACE"):
+        env["HAKO_TRACE"] = os.environ["HAKO_TRACE"]
     pid = os.fork()
     if pid == 0:
         try:
@@ -606,17 +699,19 @@ def _spawn_fresh(cdir: Path, client_fd: int) -> dict[str, Any]:
             null = os.open("/dev/null", os.O_RDWR)
             for fd in (0, 1, 2):
                 os.dup2(null, fd)
-            os.set_inheritable(w, True)
-            if client_fd >= 0:
-                os.set_inheritable(client_fd, True)
+            for fd in [w, *keep] + ([client_fd] if client_fd >= 0 else []):
+                os.set_inheritable(fd, True)
             os.chdir("/")
             mon.set_subreaper()
-            os.execve(argv[0], [*argv, str(w), str(client_fd)], env)
+            os.execve(argv[0], argv, env)
         finally:
             os._exit(127)
     os.close(w)
     os.waitpid(pid, 0)
-    data = b""
+    return r
+
+
+def _read_report(r: int, cdir: Path) -> dict[str, Any]:
     with os.fdopen(r, "rb") as f:
         data = f.read()
     if not data:
@@ -628,6 +723,10 @@ def _spawn_fresh(cdir: Path, client_fd: int) -> dict[str, Any]:
         return {"ok": False, "error": st.get("error") or "the monitor exited before starting the container",
                 "code": 125}
     return dict(marshal.loads(data))
+
+
+def _spawn_fresh(cdir: Path, client_fd: int, inprocess: bool = False) -> dict[str, Any]:
+    return _read_report(_exec_monitor(str(cdir), client_fd, inprocess, []), cdir)
 
 
 def connect_attach(cdir: Path) -> socket.socket:

@@ -27,6 +27,8 @@ import select
 import sys
 import time
 
+from hako.engine import trace
+
 # Frame types on the attach socket. Monitor -> client:
 OUT, ERR, EXIT, FAIL = 1, 2, 3, 4
 # Client -> monitor:
@@ -166,6 +168,8 @@ class Monitor:
     def __init__(self, cdir: str, sync_fd: int, client_fd: int) -> None:
         self.cdir = cdir
         self.spec = read_marshal(join(cdir, SPEC))
+        trace.configure(self.spec.get("trace") or "")
+        trace.phase("mon", "spec read")
         self.id: str = self.spec["id"]
         self.sync_fd = sync_fd
         self.state_path = join(cdir, STATE)
@@ -229,8 +233,38 @@ class Monitor:
                 "--log-format", "json", *s.get("runtime_args", []), *args]
 
     def spawn(self, argv: list[str], stdio: tuple[int, int, int]) -> int:
+        if self.spec.get("inprocess") and argv[0] == self.spec["runtime"]:
+            return self.fork_runtime(argv, stdio)
         actions = [(os.POSIX_SPAWN_DUP2, fd, i) for i, fd in enumerate(stdio)]
         return os.posix_spawn(argv[0], argv, os.environ, file_actions=actions)
+
+    def fork_runtime(self, argv: list[str], stdio: tuple[int, int, int]) -> int:
+        """hako's own runtime, called as a library in a forked child instead of a new interpreter.
+
+        The child is what ``posix_spawn`` of the binary would have made, minus the exec: the same
+        stdio, no other fds, default signal dispositions, the same argv to ``hako.runtime.cli.main``
+        (errors in runtime.log, exit code). Its imports stay in the child, so the monitor stays small;
+        the container's init it forks is re-parented to us (the subreaper) when it exits."""
+        pid = os.fork()
+        if pid != 0:
+            return pid
+        code = 1
+        try:
+            _signal.set_wakeup_fd(-1)
+            for sig in (_signal.SIGCHLD, _signal.SIGHUP, _signal.SIGPIPE, _signal.SIGINT):
+                _signal.signal(sig, _signal.SIG_DFL)
+            for i, fd in enumerate(stdio):
+                os.dup2(fd, i)
+            os.closerange(3, 1 << 20)
+            from hako.runtime.cli import main as runtime_main
+
+            code = runtime_main(argv[1:])
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except BaseException:  # noqa: BLE001 - never unwind into the monitor's code in the child
+            code = 1
+        finally:
+            os._exit(code)
 
     def wait_runtime(self, pid: int) -> int:
         # Children may also be reaped by the main loop's waitpid(-1); it parks their status here.
@@ -344,6 +378,7 @@ class Monitor:
                 except OSError:
                     pass
         code = self.wait_runtime(pid)
+        trace.phase("mon", "runtime create")
         if code != 0:
             out = b""
             os.set_blocking(err_r, False)
@@ -366,6 +401,7 @@ class Monitor:
             self.watch(out_r, "stdout")
             self.watch(err_r, "stderr")
         code = self.run_runtime("start", self.id)
+        trace.phase("mon", "runtime start")
         if code != 0:
             msg = self.runtime_error() or f"runtime start exited {code}"
             self.run_runtime("kill", self.id, "KILL")
@@ -652,10 +688,10 @@ class Monitor:
                 pass
             self.health_proc = None
         code = self.exit_status
+        trace.phase("mon", "exited")
         oom = self.oom_killed()
-        if oom and code == 137:
-            pass
         self.run_runtime("delete", "--force", self.id)
+        trace.phase("mon", "runtime delete")
         h = self.state.get("health")
         if h:
             h["Status"] = "unhealthy" if h.get("Status") == "unhealthy" else h.get("Status", "starting")
@@ -772,11 +808,54 @@ def exit_code_for(msg: str) -> int:
     return 125
 
 
+RUNTIME_MODULES = (
+    "hako.runtime.cli", "hako.runtime.create", "hako.runtime.ops", "hako.runtime.state", "hako.runtime.process",
+    "hako.runtime.rootfs", "hako.runtime.nsexec", "hako.runtime.channel", "hako.runtime.mount_options",
+    "hako.runtime.paths", "hako.cgroups", "hako.cgroups.detect", "hako.cgroups.v1", "hako.cgroups.v2",
+    "hako.cgroups.resources", "hako.seccomp", "hako.seccomp.filter", "hako.seccomp.profile",
+    "hako.seccomp.libseccomp", "hako.sys.caps", "hako.sys.mount", "hako.sys.proc", "hako.sys.procfs",
+)
+
+
+def preload_runtime() -> None:
+    """Import hako's runtime once, so that the children that run its commands (``fork_runtime``) and
+    the monitors forked from this one (``spawn_sibling``) find it loaded and share its pages."""
+    import gc
+    import importlib
+
+    for name in RUNTIME_MODULES:
+        try:
+            importlib.import_module(name)
+        except ImportError:
+            continue
+    # Collections would write to every module object's header and unshare the children's pages.
+    gc.freeze()
+
+
+def read_cdir(go_fd: int) -> str:
+    """A monitor started ahead of its container waits here for the container's directory."""
+    data = b""
+    while True:
+        chunk = os.read(go_fd, 4096)
+        if not chunk:
+            break
+        data += chunk
+    os.close(go_fd)
+    return data.decode()
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv if argv is None else argv
     cdir = argv[1]
     sync_fd = int(argv[2]) if len(argv) > 2 else -1
     client_fd = int(argv[3]) if len(argv) > 3 else -1
+    if len(argv) > 4 and argv[4] == "inprocess":
+        preload_runtime()
+    if cdir.startswith("fd:"):
+        # Started while the engine still creates the container: the imports above overlap its work.
+        cdir = read_cdir(int(cdir[3:]))
+        if not cdir:
+            return 0  # the create failed; nothing to monitor
     try:
         mon = Monitor(cdir, sync_fd, client_fd)
     except BaseException as exc:

@@ -30,6 +30,21 @@ def resolve_runtime(name: str) -> str:
     return found
 
 
+def runtime_in_process(path: str) -> bool:
+    """Whether ``path`` is hako's own runtime (the ``hako-runtime`` beside this interpreter), which the
+    engine calls as a library instead of as a binary; ``HAKO_RUNTIME_INPROCESS=0`` turns that off."""
+    import os
+    import sys
+
+    if os.environ.get("HAKO_RUNTIME_INPROCESS", "1") == "0":
+        return False
+    own = Path(sys.executable).parent / "hako-runtime"
+    try:
+        return os.path.samefile(path, own)
+    except OSError:
+        return False
+
+
 def default_runtime() -> str:
     import os
 
