@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import sys
-import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -125,5 +124,7 @@ def _describe(e: BaseException) -> str:
         text = (e.strerror or str(e)).lower()
         return f"{e.filename}: {text}" if e.filename else text
     if os.environ.get("HAKO_RUNTIME_TRACEBACK"):
+        import traceback
+
         traceback.print_exc(file=sys.stderr)
     return f"{type(e).__name__}: {e}"

@@ -184,6 +184,8 @@ def preload(proc: Process, *, seccomp: bool = False, hooks: bool = False) -> Non
 
     if proc.terminal:
         import hako.sys.tty  # noqa: F401
+    if os.environ.get("HAKO_RUNTIME_TRACEBACK"):
+        import traceback  # noqa: F401 - nsexec prints child tracebacks with it
     if proc.rlimits:
         import resource  # noqa: F401
     if seccomp:
