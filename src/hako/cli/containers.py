@@ -124,12 +124,14 @@ def cmd_create(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from hako.engine.containers import ContainerError
+    from hako.engine.containers import ContainerError, prespawn_monitor
 
+    # First of all: the monitor's interpreter then starts while we create the container.
+    pending = prespawn_monitor(args.root, args.runtime or os.environ.get("HAKO_RUNTIME"), attach=not args.detach)
     eng = _engine(args)
-    opts = create_options(args)
-    eng.prespawn(opts, attach=not args.detach)
+    eng.adopt(pending)
     try:
+        opts = create_options(args)
         rec = eng.create(opts)
     except BaseException:
         eng.cancel_prespawn()

@@ -219,7 +219,12 @@ class Client:
         opts = _options(image, command, kw)
         opts.detach = detach
         opts.rm = rm and detach
-        rec = self.engine.create(opts)
+        self.engine.prespawn(opts, attach=not detach)
+        try:
+            rec = self.engine.create(opts)
+        except BaseException:
+            self.engine.cancel_prespawn()
+            raise
         cid = rec["Id"]
         if detach:
             self.engine.start(cid)

@@ -140,16 +140,13 @@ class Engine:
     # --- create ----------------------------------------------------------------------------------
     def prespawn(self, opts: CreateOptions, attach: bool) -> None:
         """Start the monitor of the container about to be created now, so that its interpreter's
-        start-up overlaps ``create``; the next ``start`` uses it, ``cancel_prespawn`` drops it.
-        Nothing is started when a running monitor of this store will fork it anyway."""
+        start-up overlaps ``create``; the next ``start`` uses it, ``cancel_prespawn`` drops it."""
+        self.adopt(prespawn_monitor(self.root, opts.runtime or self.default_runtime, attach))
+
+    def adopt(self, pending: PendingMonitor | None) -> None:
+        """Use ``pending`` (from ``prespawn_monitor``) for the next ``start``."""
         self.cancel_prespawn()
-        if os.environ.get("HAKO_MONITOR_FORK", "1") != "0" and zygote_alive(self.root):
-            return
-        try:
-            runtime = resolve_runtime(opts.runtime or self.default_runtime)
-        except HakoError:
-            return
-        self._pending = PendingMonitor(attach, runtime_in_process(runtime))
+        self._pending = pending
 
     def cancel_prespawn(self) -> None:
         if self._pending is not None:
@@ -664,6 +661,18 @@ class PendingMonitor:
         if self.ours is not None:
             self.ours.close()
             self.ours = None
+
+
+def prespawn_monitor(root: Path, runtime: str | None, attach: bool) -> PendingMonitor | None:
+    """A monitor started ahead for a container about to be created (``Engine.adopt`` it), or None
+    when a running monitor of this store will fork it anyway."""
+    if os.environ.get("HAKO_MONITOR_FORK", "1") != "0" and zygote_alive(Path(root)):
+        return None
+    try:
+        path = resolve_runtime(runtime or default_runtime())
+    except HakoError:
+        return None
+    return PendingMonitor(attach, runtime_in_process(path))
 
 
 def zygote_alive(store_root: Path) -> bool:

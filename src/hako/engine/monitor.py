@@ -849,11 +849,14 @@ def main(argv: list[str] | None = None) -> int:
     cdir = argv[1]
     sync_fd = int(argv[2]) if len(argv) > 2 else -1
     client_fd = int(argv[3]) if len(argv) > 3 else -1
+    trace.phase("mon", "main")
     if len(argv) > 4 and argv[4] == "inprocess":
         preload_runtime()
+        trace.phase("mon", "runtime preloaded")
     if cdir.startswith("fd:"):
         # Started while the engine still creates the container: the imports above overlap its work.
         cdir = read_cdir(int(cdir[3:]))
+        trace.phase("mon", "directory received")
         if not cdir:
             return 0  # the create failed; nothing to monitor
     try:
