@@ -314,6 +314,7 @@ def create(cid: str, opts: CreateOptions, *, subreaper: bool = False) -> tuple[C
             systemd_cgroup=opts.systemd_cgroup,
             config=config_path,
             hooks=[k for k in ("poststart", "poststop") if getattr(spec.hooks, k)],
+            seccomp=spec.linux.seccomp is not None,
         )
         cont.save(st)
         if notify_parent is not None:

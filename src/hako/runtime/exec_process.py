@@ -33,12 +33,15 @@ def build_process(root: str, cid: str, p: Parsed) -> tuple[Process, dict[str, An
     c = Container(root, cid)
     st = c.load()
     spec = None
-    try:
-        spec, _ = load_bundle(st.bundle)
-    except HakoError:
-        spec = None
-    seccomp = spec.linux.seccomp if spec is not None else None
     process_file = p.opt("process")
+    # The config is needed for the base process (no --process) and for the seccomp profile;
+    # clients always pass --process, and create recorded whether there is a profile.
+    if not process_file or st.seccomp is not False:
+        try:
+            spec, _ = load_bundle(st.bundle)
+        except HakoError:
+            spec = None
+    seccomp = spec.linux.seccomp if spec is not None else None
     if process_file:
         proc = parse_process(_read_json(process_file), "process")
     else:

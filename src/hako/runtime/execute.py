@@ -111,10 +111,13 @@ def exec_in(
         console.close()
     pid = 0
     try:
+        log.phase("fork")
         if cgm is not None:
             cgm.apply(c1)
+        log.phase("cgroups")
         parent.send("go")
         msg = parent.expect("pid", f"exec in {cid}")
+        log.phase("namespaces")
         pid = msg["pid"]
         os.waitpid(c1, 0)
         c1 = 0

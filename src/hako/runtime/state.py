@@ -44,6 +44,7 @@ _STATE_FIELDS: dict[str, Any] = {
     "config": "",  # the config.json used
     "started": False,
     "hooks": None,  # stages with hooks, so start/delete parse config.json only when needed
+    "seccomp": None,  # whether config.json has linux.seccomp, so exec --process can skip parsing it
 }
 
 
@@ -64,6 +65,7 @@ class State:
         self.config: str = ""
         self.started: bool = False
         self.hooks: list[str] | None = None
+        self.seccomp: bool | None = None
         for k, v in kw.items():
             if k in _STATE_FIELDS:
                 setattr(self, k, v)
