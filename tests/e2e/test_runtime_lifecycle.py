@@ -275,22 +275,32 @@ def test_hooks_get_state_on_stdin(rt: Runtime, rbundle: Path) -> None:
     noread.write_text("#!/bin/sh\nexit 0\n")
     noread.chmod(0o755)
 
+    # startContainer runs in the container after pivot_root: its path is in the rootfs
+    (rbundle / "rootfs/bin/start-hook").write_text("#!/bin/sh\necho \"$1 $(cat)\" > /tmp/start-hook.out\n")
+    (rbundle / "rootfs/bin/start-hook").chmod(0o755)
+
     def hooks(c: dict) -> None:  # type: ignore[type-arg]
         c["hooks"] = {
             stage: [{"path": str(script), "args": ["hook.sh", stage]}, {"path": str(noread)}]
-            for stage in ("prestart", "createRuntime", "poststart", "poststop")
+            for stage in ("prestart", "createRuntime", "createContainer", "poststart", "poststop")
         }
+        c["hooks"]["startContainer"] = [{"path": "/bin/start-hook", "args": ["start-hook", "startContainer"]}]
+        c["root"]["readonly"] = False
 
     edit_config(rbundle, hooks)
     rt.create("c1", rbundle)
+    pid = rt.state("c1")["pid"]
     rt("start", "c1")
     rt("delete", "--force", "c1")
     lines = out.read_text().splitlines()
     stages = [line.split(" ", 1)[0] for line in lines]
-    assert stages == ["prestart", "createRuntime", "poststart", "poststop"]
+    assert stages == ["prestart", "createRuntime", "createContainer", "poststart", "poststop"]
     states = [json.loads(line.split(" ", 1)[1]) for line in lines]
-    assert all(s["id"] == "c1" for s in states)
-    assert states[2]["status"] == "running" and states[3]["status"] == "stopped"
+    assert all(s["id"] == "c1" and s["bundle"] == str(rbundle) for s in states)
+    assert [s["status"] for s in states] == ["creating", "creating", "creating", "running", "stopped"]
+    assert states[0]["pid"] == pid and states[3]["pid"] == pid
+    start_line = (rbundle / "rootfs/tmp/start-hook.out").read_text().split(" ", 1)
+    assert start_line[0] == "startContainer" and json.loads(start_line[1])["status"] == "created"
 
 
 def test_failing_hook_fails_create_and_cleans_up(rt: Runtime, rbundle: Path) -> None:

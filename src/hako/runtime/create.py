@@ -62,7 +62,12 @@ def validate_for_create(spec: Spec, rootfs: str) -> None:
         raise ConfigError("root.path", f"{rootfs}: no such file or directory")
     if spec.domainname and spec.linux.namespace("uts") is None:
         raise ConfigError("domainname", "setting the domainname needs a uts namespace")
+    from hako.runtime import rootfs as rootfs_mod
     from hako.runtime.process import lsm_check
+
+    # Mount, device, masked-path and sysctl errors before anything exists, with their JSON path.
+    rootfs_mod.validate_mounts(spec)
+    rootfs_mod.validate_sysctl(spec)
 
     lsm_check(spec.process)
     if spec.linux.seccomp is not None:
@@ -125,7 +130,28 @@ def _init_child(
     assert proc is not None
     from hako.runtime import rootfs as rootfs_mod
 
-    rootfs_mod.prepare_rootfs(spec, rootfs_path(rootfs), no_pivot=opts.no_pivot, in_userns=in_userns)
+    state_for_hooks = b"{}"
+
+    def before_pivot() -> None:
+        # Everything is mounted and the host's root is still visible: the runtime runs prestart
+        # and createRuntime hooks (in its namespaces), then we run createContainer hooks here, in
+        # the container's namespaces, with paths resolved on the host, as the spec asks.
+        nonlocal state_for_hooks
+        h = spec.hooks
+        if not (h.prestart or h.create_runtime or h.create_container):
+            return
+        chan.send("hooks")
+        msg = chan.expect("hooks-done", "hooks")
+        state_for_hooks = msg["state"].encode()
+        if h.create_container:
+            from hako.runtime.hooks import run_hooks
+
+            run_hooks("createContainer", h.create_container, state_for_hooks)
+
+    rootfs_mod.prepare_rootfs(
+        spec, rootfs_path(rootfs), no_pivot=opts.no_pivot, in_userns=in_userns, bundle=opts.bundle,
+        before_pivot=before_pivot,
+    )
     chan.send("phase", name="mounts")
     from hako.sys import proc as sp
 
@@ -174,7 +200,8 @@ def _init_child(
         if spec.hooks.start_container:
             from hako.runtime.hooks import run_hooks
 
-            run_hooks("startContainer", spec.hooks.start_container, b"{}")
+            run_hooks("startContainer", spec.hooks.start_container, state_for_hooks.replace(
+                b'"status":"creating"', b'"status":"created"'))
         if "/" not in exe:
             exe = find_executable(proc.args[0], proc.env)
         exec_process(proc, exe, preserve_fds=opts.preserve_fds, seccomp=seccomp, limits_applied=True)
@@ -213,6 +240,7 @@ def rootfs_path(rootfs: str) -> Any:
 def create(cid: str, opts: CreateOptions, *, subreaper: bool = False) -> tuple[Container, int, Spec]:
     """Create the container; returns (container, init host pid, spec). Undoes everything on error."""
     bundle = os.path.abspath(opts.bundle)
+    opts.bundle = bundle  # init resolves relative bind sources against it
     cont = Container(opts.root, cid)
     spec, config_path = load_bundle(bundle)
     rootfs = spec.root.path if os.path.isabs(spec.root.path) else os.path.join(bundle, spec.root.path)
@@ -247,7 +275,7 @@ def create(cid: str, opts: CreateOptions, *, subreaper: bool = False) -> tuple[C
         from hako.runtime.process import preload
 
         # After pivot_root the host's Python library is out of reach: import now what init needs.
-        preload(spec.process, seccomp=spec.linux.seccomp is not None, hooks=bool(spec.hooks.start_container))
+        preload(spec.process, seccomp=spec.linux.seccomp is not None, hooks=bool(spec.hooks.start_container or spec.hooks.create_container))
         import hako.runtime.rootfs  # noqa: F401
         seccomp = None
         notify_parent = notify_child = None
@@ -285,6 +313,7 @@ def create(cid: str, opts: CreateOptions, *, subreaper: bool = False) -> tuple[C
         if cgm is not None:
             cgm.apply(c1)
         parent.send("go")
+        hooks_pending = False
         while True:
             msg = parent.expect_any("create")
             if msg["t"] == "userns":
@@ -295,8 +324,16 @@ def create(cid: str, opts: CreateOptions, *, subreaper: bool = False) -> tuple[C
                 os.waitpid(c1, 0)
                 c1 = 0
                 log.phase("namespaces")
+                if hooks_pending:
+                    parent.send("hooks-done", state=_runtime_hooks(spec, cid, bundle, rootfs, init_pid))
             elif msg["t"] == "phase":
                 log.phase(msg["name"])
+            elif msg["t"] == "hooks":
+                # init (C2) and the bootstrap (C1) share the channel: wait for init's pid if needed
+                if init_pid:
+                    parent.send("hooks-done", state=_runtime_hooks(spec, cid, bundle, rootfs, init_pid))
+                else:
+                    hooks_pending = True
             elif msg["t"] == "created":
                 break
         parent.close()
@@ -319,13 +356,6 @@ def create(cid: str, opts: CreateOptions, *, subreaper: bool = False) -> tuple[C
         cont.save(st)
         if notify_parent is not None:
             _forward_seccomp_fd(notify_parent, spec, json.dumps(cont.oci_state()).encode(), init_pid)
-        hooks_state = json.dumps(cont.oci_state()).encode()
-        if spec.hooks.prestart or spec.hooks.create_runtime or spec.hooks.create_container:
-            from hako.runtime.hooks import run_hooks
-
-            run_hooks("prestart", spec.hooks.prestart, hooks_state)
-            run_hooks("createRuntime", spec.hooks.create_runtime, hooks_state)
-            run_hooks("createContainer", spec.hooks.create_container, hooks_state)
         if opts.pid_file:
             write_pid_file(opts.pid_file, init_pid)
         log.phase("created")
@@ -360,6 +390,20 @@ def _kill_wait(pid: int, *, child: bool) -> None:
     from hako.runtime.ops import wait_gone
 
     wait_gone(pid, None)
+
+
+def _runtime_hooks(spec: Spec, cid: str, bundle: str, rootfs: str, pid: int) -> str:
+    """prestart and createRuntime hooks, in the runtime's namespaces; the state JSON they got."""
+    from hako.runtime.hooks import run_hooks
+    from hako.runtime.state import OCI_VERSION
+
+    state = json.dumps({
+        "ociVersion": OCI_VERSION, "id": cid, "status": "creating", "pid": pid, "bundle": bundle,
+        "rootfs": rootfs, "annotations": spec.annotations,
+    }, separators=(",", ":"))
+    run_hooks("prestart", spec.hooks.prestart, state.encode())
+    run_hooks("createRuntime", spec.hooks.create_runtime, state.encode())
+    return state
 
 
 def _forward_seccomp_fd(sock: socket.socket, spec: Spec, state: bytes, pid: int) -> None:
