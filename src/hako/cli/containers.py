@@ -183,8 +183,6 @@ def _proxy_signals(eng: Any, cid: str) -> None:
 
 def attach_session(sock: Any, stdin: bool, tty: bool) -> int:
     """Copy the container's output to ours (and our stdin to it) until it exits; its exit code."""
-    import threading
-
     from hako.engine import monitor as mon
     from hako.engine.containers import read_frames, resize_payload, send_frame
 
@@ -219,6 +217,8 @@ def attach_session(sock: Any, stdin: bool, tty: bool) -> int:
                     send_frame(sock, mon.STDIN, data)
             except OSError:
                 return
+
+        import threading
 
         threading.Thread(target=pump_stdin, daemon=True).start()
     code = 125

@@ -10,8 +10,6 @@ directories with overlayfs itself.
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,6 +54,7 @@ def _dir_images(root: Path) -> Path:
 def register_dir_image(root: Path, name: str, rootfs: Path, config: dict[str, Any] | None = None) -> EngineImage:
     """Register a plain rootfs directory as image ``name`` (fallback when there is no image store)."""
     import hashlib
+    import shutil
 
     name = normalize(name)
     d = _dir_images(root) / name.replace("/", "_").replace(":", "_")
@@ -171,6 +170,8 @@ class ImageProvider:
         lower = ":".join(saved["lower"])
         opts = ",".join([f"lowerdir={lower},upperdir={saved['upper']},workdir={saved['work']}",
                          *saved.get("extra", [])])
+        import subprocess
+
         proc = subprocess.run(["mount", "-t", "overlay", "overlay", "-o", opts, str(target)],
                               capture_output=True, text=True)
         if proc.returncode != 0:
@@ -182,6 +183,8 @@ class ImageProvider:
         if saved.get("kind") == "snapshot" and self.snapshotter is not None:
             self.snapshotter.unmount(target)
             return
+        import subprocess
+
         subprocess.run(["umount", "-l", str(target)], capture_output=True)
 
     def remove_rootfs(self, saved: dict[str, Any], cid: str) -> None:
