@@ -283,3 +283,41 @@ def test_log_rotation_and_restart_always_until_stopped(hako_env: HakoEnv) -> Non
     assert hako_env.inspect("phoenix")["State"]["Status"] == "exited"
     assert hako_env.inspect("phoenix")["RestartCount"] == count
     hako_env.run("rm", "phoenix", check=True)
+
+
+@pytest.mark.parametrize("in_process", ["1", "0"])
+def test_hako_runtime_in_process_and_as_a_binary(hako_env: HakoEnv, in_process: str) -> None:
+    """hako's own runtime runs in a forked child of the monitor, or (HAKO_RUNTIME_INPROCESS=0) as a
+    binary: same results, same errors, and a failed create leaves no monitor waiting behind."""
+    import dataclasses
+
+    env = dataclasses.replace(hako_env, env=dict(hako_env.env, HAKO_RUNTIME="hako-runtime",
+                                                 HAKO_RUNTIME_INPROCESS=in_process, HAKO_MONITOR_FORK="0"))
+    p = env.run("run", "--rm", "busybox", "sh", "-c", "echo out; echo err >&2; exit 4")
+    assert (p.returncode, p.stdout, p.stderr) == (4, "out\n", "err\n")
+    p = env.run("run", "--rm", "busybox", "/no/such/command")
+    assert p.returncode == 127 and "no/such/command" in p.stderr
+    before = _monitors(hako_env.root)
+    p = env.run("run", "--rm", "--pull", "never", "no-such-image-here")
+    assert p.returncode == 125
+    # The monitor started ahead of the create exits once the command has failed (it may be importing).
+    wait_for(lambda: not (_monitors(hako_env.root) - before), what="the pending monitor to exit")
+    name = f"inproc{in_process}"
+    env.run("run", "-d", "--name", name, "busybox", "sleep", "60", check=True)
+    assert env.out("exec", name, "echo", "hi") == "hi"
+    env.run("rm", "-f", name, check=True)
+    assert not mounts_under(hako_env.root)
+
+
+def _monitors(root: Path) -> set[int]:
+    """Monitor processes (of any store) still waiting for a container directory, or serving one of ours."""
+    out = set()
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                cmd = (d / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"hako.engine.monitor" in cmd and (b"fd:" in cmd or str(root).encode() in cmd):
+                out.add(int(d.name))
+    return out
