@@ -283,7 +283,8 @@ def create(cid: str, opts: CreateOptions, *, subreaper: bool = False) -> tuple[C
             import hako.seccomp as sc
 
             seccomp = sc.prepare(spec.linux.seccomp)  # compiled here, loaded by init as its last step
-            if spec.linux.seccomp.get("listenerPath"):
+            # Only notify rules produce a listener fd; listenerPath alone is ignored (as runc does).
+            if spec.linux.seccomp.get("listenerPath") and getattr(seccomp, "notify", False):
                 notify_parent, notify_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         parent, child = Channel.pair()
         if subreaper:
