@@ -124,10 +124,14 @@ def cmd_create(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from hako.engine.containers import ContainerError, prespawn_monitor
+    from hako.engine.containers import ContainerError
+    from hako.engine.launch import prespawn_monitor, take_early
 
-    # First of all: the monitor's interpreter then starts while we create the container.
-    pending = prespawn_monitor(args.root, args.runtime or os.environ.get("HAKO_RUNTIME"), attach=not args.detach)
+    # Started by main() already, or now: the monitor's interpreter then starts while we create.
+    pending = take_early(args.root)
+    if pending is None:
+        pending = prespawn_monitor(args.root, args.runtime or os.environ.get("HAKO_RUNTIME"),
+                                   attach=not args.detach)
     eng = _engine(args)
     eng.adopt(pending)
     try:

@@ -60,7 +60,13 @@ def main(argv: list[str] | None = None) -> int:
 
     phase("cli", "main")
     argv = sys.argv[1:] if argv is None else argv
-    parser = build_parser(command_name(argv))
+    command = command_name(argv)
+    if command == "run":
+        # The container's monitor starts before anything else, so its start-up overlaps ours.
+        from hako.engine.launch import start_early
+
+        start_early(argv, os.environ.get("HAKO_ROOT", DEFAULT_ROOT))
+    parser = build_parser(command)
     args = parser.parse_args(argv)
     phase("cli", "parsed")
     if not getattr(args, "func", None):

@@ -1,0 +1,48 @@
+"""``hako run`` starts its monitor before parsing: what the scan of argv guesses (no root needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hako.engine import launch
+
+
+class FakePending:
+    def __init__(self, root: Path, runtime: str | None, attach: bool) -> None:
+        self.root, self.runtime, self.attach = root, runtime, attach
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+@pytest.fixture
+def started(monkeypatch: pytest.MonkeyPatch) -> list[FakePending]:
+    made: list[FakePending] = []
+
+    def fake(root: Path, runtime: str | None, attach: bool) -> Any:
+        made.append(FakePending(root, runtime, attach))
+        return made[-1]
+
+    monkeypatch.setattr(launch, "prespawn_monitor", fake)
+    monkeypatch.delenv("HAKO_RUNTIME", raising=False)
+    return made
+
+
+def test_scan_finds_root_runtime_and_detach(started: list[FakePending]) -> None:
+    launch.start_early(["--root", "/r", "run", "--rm", "-it", "busybox", "sh"], "/default")
+    p = launch.take_early(Path("/r"))
+    assert p is started[0] and (p.root, p.runtime, p.attach) == (Path("/r"), None, True)
+    launch.start_early(["run", "-dit", "--runtime=runc", "busybox"], "/default")
+    assert (started[1].root, started[1].runtime, started[1].attach) == (Path("/default"), "runc", False)
+    assert launch.take_early(Path("/default")) is started[1]
+    assert launch.take_early(Path("/default")) is None  # handed out once
+
+
+def test_a_monitor_started_for_another_store_is_dropped(started: list[FakePending]) -> None:
+    launch.start_early(["--root=/a", "run", "busybox"], "/default")
+    assert launch.take_early(Path("/b")) is None
+    assert started[0].cancelled
