@@ -73,3 +73,38 @@ def test_notify_fd_sent_to_listener(rt: Runtime, bundle: Path) -> None:
     assert os.readlink(f"/proc/self/fd/{fds[0]}") == "anon_inode:seccomp notify"
     os.close(fds[0])
     srv.close()
+
+
+def test_exec_notify_fd_sent_to_listener(rt: Runtime, bundle: Path) -> None:
+    path = rt.tmp / "agent.sock"
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(str(path))
+    srv.listen(2)
+    got: list[tuple[bytes, list[int]]] = []
+
+    def agent() -> None:
+        for _ in range(2):  # create's init, then the exec'd process
+            conn, _ = srv.accept()
+            msg, fds, _, _ = socket.recv_fds(conn, 65536, 4)
+            got.append((msg, fds))
+            conn.close()
+
+    t = threading.Thread(target=agent, daemon=True)
+    t.start()
+    set_config(bundle, "s5")
+    edit_config(bundle, lambda c: c["linux"].__setitem__("seccomp", {
+        "defaultAction": "SCMP_ACT_ALLOW", "listenerPath": str(path),
+        "syscalls": [{"names": ["swapon"], "action": "SCMP_ACT_NOTIFY"}]}))
+    rt.create("s5", bundle)
+    rt("start", "s5")
+    pidfile = rt.tmp / "e.pid"
+    rt.detached("exec", "-d", "--pid-file", str(pidfile), "s5", "sleep", "100", cid="s5")
+    t.join(10)
+    assert len(got) == 2
+    msg, fds = got[1]
+    assert json.loads(msg)["pid"] == int(pidfile.read_text()) and len(fds) == 1
+    assert proc_status(int(pidfile.read_text()))["Seccomp"] == "2"
+    for _, fs in got:
+        for fd in fs:
+            os.close(fd)
+    srv.close()

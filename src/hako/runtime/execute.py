@@ -76,10 +76,17 @@ def exec_in(
     from hako.runtime.process import preload
 
     preload(proc, seccomp=seccomp is not None)
+    listener = None
+    notify_parent = notify_child = None
     if seccomp is not None:
         import hako.seccomp as sc
 
+        listener = (seccomp.get("listenerPath"), seccomp.get("listenerMetadata", ""))
         seccomp = sc.prepare(seccomp)
+        if listener[0] and getattr(seccomp, "notify", False):
+            import socket
+
+            notify_parent, notify_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     parent, child = Channel.pair()
     if not detach:
         from hako.sys.proc import set_child_subreaper
@@ -101,7 +108,17 @@ def exec_in(
             console.close()
             tty.make_controlling(slave)
         exe = find_executable(proc.args[0], proc.env)
-        exec_process(proc, exe, preserve_fds=preserve_fds, seccomp=seccomp)
+        ready = None
+        if notify_child is not None:
+            import socket
+
+            nc = notify_child
+
+            def ready(fd: int) -> None:
+                socket.send_fds(nc, [b"seccomp"], [fd])
+                os.close(fd)
+
+        exec_process(proc, exe, preserve_fds=preserve_fds, seccomp=seccomp, seccomp_ready=ready)
 
     c1 = os.fork()
     if c1 == 0:
@@ -109,6 +126,8 @@ def exec_in(
     child.close()
     if console is not None:
         console.close()
+    if notify_child is not None:
+        notify_child.close()
     pid = 0
     try:
         log.phase("fork")
@@ -121,6 +140,9 @@ def exec_in(
         pid = msg["pid"]
         os.waitpid(c1, 0)
         c1 = 0
+        if notify_parent is not None:
+            assert listener is not None
+            _forward_notify_fd(notify_parent, c, listener[0], listener[1], pid)
         # EOF = exec succeeded (our end is close-on-exec in the child); a message = it failed.
         msg2 = parent.recv()
         if msg2 is not None:
@@ -151,6 +173,23 @@ def exec_in(
         master = fds[0] if fds else None
         own_console.close()
     return wait_foreground(pid, master)
+
+
+def _forward_notify_fd(sock: Any, c: Container, path: str, metadata: str, pid: int) -> None:
+    import socket
+
+    import hako.seccomp as sc
+    from hako.runtime import fastjson
+
+    _, fds, _, _ = socket.recv_fds(sock, 64, 1)
+    sock.close()
+    if not fds:
+        raise HakoError("seccomp: the exec'd process did not send its notify listener fd")
+    try:
+        c.state = None
+        sc.send_to_listener(path, fds[0], fastjson.dumps(c.oci_state()).encode(), metadata, pid)
+    finally:
+        os.close(fds[0])
 
 
 def wait_foreground(pid: int, master: int | None = None) -> int:
