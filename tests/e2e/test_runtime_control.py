@@ -121,3 +121,23 @@ def test_systemd_cgroup_without_systemd_is_clear_error(rt: Runtime, rbundle: Pat
     p = rt.detached("--systemd-cgroup", "create", "-b", str(rbundle), "c1", cid="c1", check=False)
     assert p.returncode == 1 and b"systemd" in p.stderr
     assert rt.ids() == []
+
+
+def test_events_stream_ends_when_container_stops(rt: Runtime, rbundle: Path) -> None:
+    import subprocess
+
+    from tests.fixtures_runtime import RUNTIME
+
+    _running(rt, rbundle)
+    ev = subprocess.Popen([RUNTIME, "--root", str(rt.root), "events", "--interval", "100ms", "c1"],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert ev.stdout is not None
+        first = json.loads(ev.stdout.readline())
+        assert first["type"] == "stats" and first["id"] == "c1"
+        rt("kill", "c1", "KILL")
+        assert ev.wait(20) == 0
+    finally:
+        if ev.poll() is None:
+            ev.kill()
+            ev.wait()
