@@ -149,7 +149,7 @@ def _init_child(
             run_hooks("createContainer", h.create_container, state_for_hooks)
 
     rootfs_mod.prepare_rootfs(
-        spec, rootfs_path(rootfs), no_pivot=opts.no_pivot, in_userns=in_userns, bundle=opts.bundle,
+        spec, rootfs, no_pivot=opts.no_pivot, in_userns=in_userns, bundle=opts.bundle,
         before_pivot=before_pivot,
     )
     chan.send("phase", name="mounts")
@@ -229,12 +229,6 @@ def _new_session_keyring(spec: Spec) -> None:
     # KEYCTL_JOIN_SESSION_KEYRING (1) with no name: a fresh anonymous keyring. Failure (EPERM in
     # some user namespaces, ENOSYS) is not fatal, as for runc.
     LIBC.syscall(nr, 1, None)
-
-
-def rootfs_path(rootfs: str) -> Any:
-    from pathlib import Path
-
-    return Path(rootfs)
 
 
 def create(cid: str, opts: CreateOptions, *, subreaper: bool = False) -> tuple[Container, int, Spec]:
