@@ -308,3 +308,11 @@ def test_failing_hook_fails_create_and_cleans_up(rt: Runtime, rbundle: Path) -> 
     p = rt.create("c1", rbundle, check=False)
     assert p.returncode == 1 and b"createRuntime" in p.stderr
     assert rt.ids() == [] and cgroup_dirs(cg_path("c1")) == []
+
+
+def test_cgroup_namespace_is_rooted_at_the_container_cgroup(rt: Runtime, bundle: Path) -> None:
+    set_config(bundle, "g1", ["cat", "/proc/self/cgroup"])
+    p = rt("run", "-b", str(bundle), "g1")
+    lines = p.stdout.decode().split()
+    # every hierarchy's path is "/" inside: the namespace was created after joining the cgroup
+    assert lines and all(line.rsplit(":", 1)[1] == "/" for line in lines), lines
