@@ -160,3 +160,34 @@ def test_rlimit_above_hard_limit_fails_create(rt: Runtime, rbundle: Path) -> Non
         pytest.skip("this root can raise hard limits (has CAP_SYS_RESOURCE)")
     assert b"process.rlimits" in p.stderr
     assert_nothing_left(rt, "c1", rbundle)
+
+
+def test_runtime_killed_during_create_leaves_no_blocked_init(rt: Runtime, rbundle: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from tests.fixtures_runtime import RUNTIME, alive
+
+    marker = rt.tmp / "hook-state"
+    hook = rt.tmp / "slow-hook.sh"
+    hook.write_text(f"#!/bin/sh\ncat > {marker}.tmp; mv {marker}.tmp {marker}; exec sleep 2\n")
+    hook.chmod(0o755)
+    edit_config(rbundle, lambda c: c.__setitem__("hooks", {"createRuntime": [{"path": str(hook)}]}))
+    with open(rt.tmp / "out", "wb") as out:
+        p = subprocess.Popen([RUNTIME, "--root", str(rt.root), "create", "-b", str(rbundle), "c1"],
+                             stdout=out, stderr=out)
+        deadline = time.monotonic() + 20
+        while not marker.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        init_pid = json.loads(marker.read_text())["pid"]
+        os.kill(p.pid, signal.SIGKILL)
+        p.wait()
+    # init sees its runtime gone (EOF on the channel) and exits instead of waiting forever
+    deadline = time.monotonic() + 10
+    while alive(init_pid) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not alive(init_pid)
+    rt("delete", "--force", "c1")
+    assert_nothing_left(rt, "c1", rbundle)

@@ -20,12 +20,14 @@ class Channel:
     def fileno(self) -> int:
         return self.sock.fileno()
 
-    def send(self, kind: str, **fields: Any) -> None:
+    def send(self, kind: str, *, strict: bool = False, **fields: Any) -> None:
+        """Send one message; a vanished peer is ignored unless ``strict`` (then OSError)."""
         fields["t"] = kind
         try:
             self.sock.sendall(json.dumps(fields, separators=(",", ":")).encode() + b"\n")
         except (BrokenPipeError, ConnectionResetError):
-            pass
+            if strict:
+                raise
 
     def recv(self) -> dict[str, Any] | None:
         """The next message, or None at EOF (the peer exited or exec'd: its end was close-on-exec)."""

@@ -187,7 +187,8 @@ def _init_child(
         notify_sock.close()
         os.close(fd)
         seccomp = None
-    chan.send("created")
+    # If the runtime died meanwhile, nobody will ever start or delete us: do not block on the FIFO.
+    chan.send("created", strict=True)
     fd = os.open(FIFO_NAME, os.O_WRONLY | os.O_CLOEXEC, dir_fd=state_dir_fd)
     try:
         os.write(fd, b"0")
@@ -264,6 +265,10 @@ def create(cid: str, opts: CreateOptions, *, subreaper: bool = False) -> tuple[C
         if cgm is not None:
             cgm.create()
             cgm.set(effective_resources(spec))
+            # Recorded now, so that `delete --force` can still remove the cgroup if this process
+            # is killed before the end (pid 0: the container reads as stopped until then).
+            cont.save(State(id=cid, bundle=bundle, rootfs=rootfs, created=now_rfc3339(), cgroup=cgm.save(),
+                            systemd_cgroup=opts.systemd_cgroup, config=config_path))
         log.phase("cgroups")
         plan = ns_plan(spec)
         from hako.runtime.process import preload
