@@ -92,13 +92,19 @@ class Container:
 
     # -- locking ------------------------------------------------------------------------------
     def lock(self) -> None:
+        path = os.path.join(self.dir, "lock")
         try:
-            fd = os.open(os.path.join(self.dir, "lock"), os.O_RDWR | os.O_CLOEXEC)
+            fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
         except FileNotFoundError:
             raise NotFound(f"container {self.id} does not exist") from None
         fcntl.flock(fd, fcntl.LOCK_EX)
         self._lock_fd = fd
-        if not os.path.exists(self.dir):  # deleted while we waited for the lock
+        # Deleted while we waited (and perhaps created again): our lock must be the current file.
+        try:
+            current = os.stat(path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            current = False
+        if not current:
             self.unlock()
             raise NotFound(f"container {self.id} does not exist")
 
