@@ -11,7 +11,7 @@ from hako.engine import launch
 
 
 class FakePending:
-    def __init__(self, root: Path, runtime: str | None, attach: bool) -> None:
+    def __init__(self, root: str, runtime: str | None, attach: bool) -> None:
         self.root, self.runtime, self.attach = root, runtime, attach
         self.cancelled = False
 
@@ -23,7 +23,7 @@ class FakePending:
 def started(monkeypatch: pytest.MonkeyPatch) -> list[FakePending]:
     made: list[FakePending] = []
 
-    def fake(root: Path, runtime: str | None, attach: bool) -> Any:
+    def fake(root: str, runtime: str | None, attach: bool) -> Any:
         made.append(FakePending(root, runtime, attach))
         return made[-1]
 
@@ -35,9 +35,9 @@ def started(monkeypatch: pytest.MonkeyPatch) -> list[FakePending]:
 def test_scan_finds_root_runtime_and_detach(started: list[FakePending]) -> None:
     launch.start_early(["--root", "/r", "run", "--rm", "-it", "busybox", "sh"], "/default")
     p = launch.take_early(Path("/r"))
-    assert p is started[0] and (p.root, p.runtime, p.attach) == (Path("/r"), None, True)
+    assert p is started[0] and (p.root, p.runtime, p.attach) == ("/r", None, True)
     launch.start_early(["run", "-dit", "--runtime=runc", "busybox"], "/default")
-    assert (started[1].root, started[1].runtime, started[1].attach) == (Path("/default"), "runc", False)
+    assert (started[1].root, started[1].runtime, started[1].attach) == ("/default", "runc", False)
     assert launch.take_early(Path("/default")) is started[1]
     assert launch.take_early(Path("/default")) is None  # handed out once
 

@@ -6,11 +6,12 @@ Each area module exposes ``register(subparsers)`` and sets ``func`` on its parse
 
 from __future__ import annotations
 
-import argparse
-import importlib
 import os
 import sys
-from pathlib import Path
+
+TYPE_CHECKING = False  # argparse, pathlib and typing load after ``hako run`` has started its monitor
+if TYPE_CHECKING:
+    import argparse
 
 AREAS = ["hako.cli.images", "hako.cli.containers"]
 DEFAULT_ROOT = "/var/lib/hako"
@@ -32,6 +33,10 @@ def command_name(argv: list[str]) -> str | None:
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser; for a container ``command`` only its own subparser is built (start-up time)."""
+    import argparse
+    import importlib
+    from pathlib import Path
+
     parser = argparse.ArgumentParser(prog="hako", description="Containers, daemonless, in Python.")
     parser.add_argument("--root", type=Path, default=Path(os.environ.get("HAKO_ROOT", DEFAULT_ROOT)),
                         help="store root (default $HAKO_ROOT or /var/lib/hako)")

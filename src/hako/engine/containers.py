@@ -279,7 +279,7 @@ class Engine:
             ours: socket.socket | None = None
             theirs: socket.socket | None = None
             pending, self._pending = self._pending, None
-            if pending is not None and (pending.ours is not None) != attach:
+            if pending is not None and pending.attach != attach:
                 pending.cancel()
                 pending = None
             if pending is not None:

@@ -6,21 +6,23 @@ start the monitor's interpreter before it even imports the engine.
 
 from __future__ import annotations
 
+import _socket
 import marshal
 import os
 import sys
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from hako.engine import monitor as mon
 from hako.engine.runtime_client import default_runtime, resolve_runtime, runtime_in_process
 from hako.errors import HakoError
 
+TYPE_CHECKING = False  # the typing module costs start-up time; mypy treats this name as true
 if TYPE_CHECKING:
     import socket
+    from pathlib import Path
+    from typing import Any
 
 
-def spawn_monitor(cdir: Path, client: socket.socket | None, inprocess: bool = False,
+def spawn_monitor(cdir: str | Path, client: socket.socket | None, inprocess: bool = False,
                   pending: PendingMonitor | None = None) -> dict[str, Any]:
     """A monitor for the container in ``cdir``; its start report (ok, pid or error, code).
 
@@ -28,8 +30,9 @@ def spawn_monitor(cdir: Path, client: socket.socket | None, inprocess: bool = Fa
     forks it when it can (copy-on-write pages, no interpreter start-up); otherwise a fresh
     ``python -S`` is double-forked. A fresh one then serves as the next one's parent (the zygote).
     ``HAKO_MONITOR_FORK=0`` always starts a fresh interpreter."""
+    cdir = str(cdir)
     client_fd = client.fileno() if client is not None else -1
-    zygote = cdir.parent.parent / "zygote"
+    zygote = os.path.join(os.path.dirname(os.path.dirname(cdir)), "zygote")
     if pending is not None:
         report = pending.launch(cdir)
     else:
@@ -40,29 +43,35 @@ def spawn_monitor(cdir: Path, client: socket.socket | None, inprocess: bool = Fa
         report = _spawn_fresh(cdir, client_fd, inprocess)
     if report.get("ok"):
         try:
-            tmp = zygote.with_name(f"zygote.{os.getpid()}")
-            tmp.write_text(cdir.name)
-            tmp.rename(zygote)
+            tmp = f"{zygote}.{os.getpid()}"
+            with open(tmp, "w") as f:
+                f.write(os.path.basename(cdir))
+            os.rename(tmp, zygote)
         except OSError:
             pass
     return report
 
 
-def _spawn_from_zygote(zygote: Path, cdir: Path, client_fd: int) -> dict[str, Any] | None:
-    """Ask the monitor named in ``zygote`` to fork ours; None when there is none or it did not."""
-    import socket
+def _zygote_dir(zygote: str) -> str:
+    with open(zygote) as f:
+        name = f.read().strip()
+    if not name or "/" in name:
+        raise ValueError(f"zygote file {zygote}: bad container id")
+    return os.path.join(os.path.dirname(zygote), "containers", name)
 
+
+def _spawn_from_zygote(zygote: str, cdir: str, client_fd: int) -> dict[str, Any] | None:
+    """Ask the monitor named in ``zygote`` to fork ours; None when there is none or it did not."""
     try:
-        parent = cdir.parent / zygote.read_text().strip()
-        sock = connect_attach(parent)
+        sock = _connect_raw(_zygote_dir(zygote))
     except (OSError, ValueError):
         return None
     r, w = os.pipe()
     try:
         fds = [w] + ([client_fd] if client_fd >= 0 else [])
-        frame = mon.HEADER.pack(mon.SPAWN, len(str(cdir).encode())) + str(cdir).encode()
+        frame = mon.HEADER.pack(mon.SPAWN, len(cdir.encode())) + cdir.encode()
         try:
-            sock.sendmsg([frame], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
+            sock.sendmsg([frame], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS,
                                     b"".join(fd.to_bytes(4, sys.byteorder) for fd in fds))])
         except OSError:
             return None
@@ -81,12 +90,12 @@ class PendingMonitor:
     container directory on a pipe and exits quietly when that pipe closes without one."""
 
     def __init__(self, attach: bool, inprocess: bool) -> None:
-        import socket
-
-        self.ours: socket.socket | None = None
-        theirs: socket.socket | None = None
+        self.attach = attach
+        self._ours: Any = None
+        theirs: Any = None
         if attach:
-            self.ours, theirs = socket.socketpair()
+            # _socket: the socket module (and enum) would cost start-up time here.
+            self._ours, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
         go_r, self.go_w = os.pipe2(os.O_CLOEXEC)
         try:
             self.report_r = _exec_monitor(f"fd:{go_r}", theirs.fileno() if theirs else -1, inprocess, [go_r])
@@ -95,26 +104,35 @@ class PendingMonitor:
             if theirs is not None:
                 theirs.close()
 
-    def launch(self, cdir: Path) -> dict[str, Any]:
+    @property
+    def ours(self) -> socket.socket | None:
+        """Our end of the attach socket (None when detached)."""
+        if self._ours is None:
+            return None
+        import socket
+
+        return socket.socket(fileno=self._ours.detach())
+
+    def launch(self, cdir: str | Path) -> dict[str, Any]:
         os.write(self.go_w, str(cdir).encode())
         os.close(self.go_w)
         self.go_w = -1
-        return _read_report(self.report_r, cdir)
+        return _read_report(self.report_r, str(cdir))
 
     def cancel(self) -> None:
         if self.go_w >= 0:
             os.close(self.go_w)
             self.go_w = -1
             os.close(self.report_r)
-        if self.ours is not None:
-            self.ours.close()
-            self.ours = None
+        if self._ours is not None:
+            self._ours.close()
+            self._ours = None
 
 
-def prespawn_monitor(root: Path, runtime: str | None, attach: bool) -> PendingMonitor | None:
+def prespawn_monitor(root: str | Path, runtime: str | None, attach: bool) -> PendingMonitor | None:
     """A monitor started ahead for a container about to be created (``Engine.adopt`` it), or None
     when a running monitor of this store will fork it anyway."""
-    if os.environ.get("HAKO_MONITOR_FORK", "1") != "0" and zygote_alive(Path(root)):
+    if os.environ.get("HAKO_MONITOR_FORK", "1") != "0" and zygote_alive(root):
         return None
     try:
         path = resolve_runtime(runtime or default_runtime())
@@ -123,11 +141,10 @@ def prespawn_monitor(root: Path, runtime: str | None, attach: bool) -> PendingMo
     return PendingMonitor(attach, runtime_in_process(path))
 
 
-def zygote_alive(store_root: Path) -> bool:
+def zygote_alive(store_root: str | Path) -> bool:
     """Whether a running monitor of this store can fork the next one (then no fresh one is needed)."""
-    containers = store_root / "engine" / "containers"
     try:
-        sock = connect_attach(containers / (containers.parent / "zygote").read_text().strip())
+        sock = _connect_raw(_zygote_dir(os.path.join(str(store_root), "engine", "zygote")))
     except (OSError, ValueError):
         return False
     sock.close()
@@ -138,7 +155,7 @@ def _exec_monitor(cdir_arg: str, client_fd: int, inprocess: bool, keep: list[int
     """Double-fork and exec ``python -S`` running the monitor; the read end of its report pipe."""
     import hako
 
-    pythonpath = str(Path(hako.__file__).resolve().parent.parent)
+    pythonpath = os.path.dirname(os.path.dirname(os.path.realpath(hako.__file__)))
     r, w = os.pipe2(os.O_CLOEXEC)
     argv = [sys.executable, "-S", "-c", "from hako.engine.monitor import main; main()", cdir_arg, str(w),
             str(client_fd), "inprocess" if inprocess else "-"]
@@ -168,13 +185,13 @@ def _exec_monitor(cdir_arg: str, client_fd: int, inprocess: bool, keep: list[int
     return r
 
 
-def _read_report(r: int, cdir: Path) -> dict[str, Any]:
+def _read_report(r: int, cdir: str) -> dict[str, Any]:
     with os.fdopen(r, "rb") as f:
         data = f.read()
     if not data:
         st: dict[str, Any] = {}
         try:
-            st = mon.read_marshal(str(cdir / mon.STATE))
+            st = mon.read_marshal(os.path.join(cdir, mon.STATE))
         except (OSError, ValueError, EOFError):
             pass
         return {"ok": False, "error": st.get("error") or "the monitor exited before starting the container",
@@ -182,16 +199,16 @@ def _read_report(r: int, cdir: Path) -> dict[str, Any]:
     return dict(marshal.loads(data))
 
 
-def _spawn_fresh(cdir: Path, client_fd: int, inprocess: bool = False) -> dict[str, Any]:
-    return _read_report(_exec_monitor(str(cdir), client_fd, inprocess, []), cdir)
+def _spawn_fresh(cdir: str, client_fd: int, inprocess: bool = False) -> dict[str, Any]:
+    return _read_report(_exec_monitor(cdir, client_fd, inprocess, []), cdir)
 
 
-def connect_attach(cdir: Path) -> socket.socket:
-    import socket
-
+def _connect_raw(cdir: str | Path) -> Any:
+    """A ``_socket.socket`` connected to the monitor's attach.sock (through the directory's fd:
+    the path may be longer than a socket address allows)."""
     dfd = os.open(cdir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
         try:
             s.connect(f"/proc/self/fd/{dfd}/attach.sock")
         except OSError:
@@ -202,7 +219,13 @@ def connect_attach(cdir: Path) -> socket.socket:
         os.close(dfd)
 
 
-_early: tuple[Path, PendingMonitor] | None = None
+def connect_attach(cdir: str | Path) -> socket.socket:
+    import socket
+
+    return socket.socket(fileno=_connect_raw(cdir).detach())
+
+
+_early: tuple[str, PendingMonitor] | None = None
 
 
 def start_early(argv: list[str], root: str) -> None:
@@ -230,20 +253,20 @@ def start_early(argv: list[str], root: str) -> None:
                                    and set(arg[1:]) <= set("ditP")):
             detach = True
     try:
-        pending = prespawn_monitor(Path(root), runtime or os.environ.get("HAKO_RUNTIME"), attach=not detach)
+        pending = prespawn_monitor(root, runtime or os.environ.get("HAKO_RUNTIME"), attach=not detach)
     except OSError:
         return
     if pending is not None:
-        _early = (Path(root), pending)
+        _early = (os.path.abspath(root), pending)
 
 
-def take_early(root: Path) -> PendingMonitor | None:
+def take_early(root: str | Path) -> PendingMonitor | None:
     """The monitor ``start_early`` started for this store, if any (else it is dropped)."""
     global _early
     early, _early = _early, None
     if early is None:
         return None
-    if early[0] != Path(root):
+    if early[0] != os.path.abspath(root):
         early[1].cancel()
         return None
     return early[1]

@@ -2,29 +2,35 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+import os
+import sys
 
 from hako.errors import HakoError, NotFound
 
+TYPE_CHECKING = False  # typing and pathlib cost start-up time (hako run imports this first)
 if TYPE_CHECKING:
     import subprocess
+    from pathlib import Path
+    from typing import Any
+
+
+def _which(name: str, path: str) -> str | None:
+    for d in path.split(os.pathsep):
+        candidate = os.path.join(d, name)
+        if d and os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    return None
 
 
 def resolve_runtime(name: str) -> str:
     """An absolute path for ``name`` (a path, or a command looked up in $PATH)."""
-    import shutil
-
     if "/" in name:
-        if not Path(name).exists():
+        if not os.path.exists(name):
             raise NotFound(f"runtime {name}: no such file")
-        return str(Path(name).resolve())
-    import sys
-
+        return os.path.realpath(name)
     # hako-runtime lives beside the interpreter of a virtualenv that may not be on $PATH.
-    found = (shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
-             or shutil.which(name, path="/usr/local/sbin:/usr/sbin:/sbin"))
+    found = (_which(name, os.environ.get("PATH", os.defpath)) or _which(name, os.path.dirname(sys.executable))
+             or _which(name, "/usr/local/sbin:/usr/sbin:/sbin"))
     if found is None:
         raise NotFound(f"runtime {name!r} not found in PATH")
     return found
@@ -33,12 +39,9 @@ def resolve_runtime(name: str) -> str:
 def runtime_in_process(path: str) -> bool:
     """Whether ``path`` is hako's own runtime (the ``hako-runtime`` beside this interpreter), which the
     engine calls as a library instead of as a binary; ``HAKO_RUNTIME_INPROCESS=0`` turns that off."""
-    import os
-    import sys
-
     if os.environ.get("HAKO_RUNTIME_INPROCESS", "1") == "0":
         return False
-    own = Path(sys.executable).parent / "hako-runtime"
+    own = os.path.join(os.path.dirname(sys.executable), "hako-runtime")
     try:
         return os.path.samefile(path, own)
     except OSError:
@@ -46,8 +49,6 @@ def runtime_in_process(path: str) -> bool:
 
 
 def default_runtime() -> str:
-    import os
-
     env = os.environ.get("HAKO_RUNTIME")
     if env:
         return env
@@ -71,7 +72,7 @@ class RuntimeClient:
         proc = subprocess.run(self.argv(*args), capture_output=True, text=True)
         if check and proc.returncode != 0:
             msg = (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
-            raise HakoError(f"{Path(self.path).name} {args[0]} {args[-1]}: {msg}")
+            raise HakoError(f"{os.path.basename(self.path)} {args[0]} {args[-1]}: {msg}")
         return proc
 
     def state(self, cid: str) -> dict[str, Any] | None:
@@ -80,6 +81,8 @@ class RuntimeClient:
         proc = self._run("state", cid, check=False)
         if proc.returncode != 0:
             return None
+        import json
+
         try:
             return dict(json.loads(proc.stdout))
         except ValueError:
@@ -101,6 +104,8 @@ class RuntimeClient:
         self._run("resume", cid)
 
     def ps_pids(self, cid: str) -> list[int]:
+        import json
+
         proc = self._run("ps", "--format", "json", cid)
         return [int(p) for p in json.loads(proc.stdout or "[]") or []]
 
