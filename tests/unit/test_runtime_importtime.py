@@ -8,7 +8,7 @@ import sys
 import pytest
 
 HEAVY = ("httpx", "rich", "asyncio", "pydantic", "click", "hako.images", "hako.engine", "hako.storage",
-         "argparse", "subprocess", "dataclasses", "typing")
+         "argparse", "subprocess", "dataclasses", "typing", "signal", "re")
 # create/exec legitimately load the spec dataclasses (and with them typing); never the engine layers.
 HEAVY_CREATE = ("httpx", "rich", "asyncio", "pydantic", "click", "hako.images", "hako.engine", "hako.storage",
                 "argparse")

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import os
-import time
 
 from hako.errors import Conflict, HakoError
 
@@ -41,7 +39,9 @@ def list_containers(root: str, fmt: str, quiet: bool) -> str:
     if quiet:
         return "".join(r["id"] + "\n" for r in rows)
     if fmt == "json":
-        return json.dumps(rows) + "\n"
+        from hako.runtime import fastjson
+
+        return fastjson.dumps(rows) + "\n"
     if fmt != "table":
         raise HakoError(f"invalid format option {fmt!r}")
     out = [f"{'ID':<20} {'PID':<8} {'STATUS':<10} {'BUNDLE':<40} {'CREATED':<32} OWNER"]
@@ -108,6 +108,8 @@ def write_spec(bundle: str, rootless: bool) -> None:
     path = os.path.join(bundle, "config.json")
     if os.path.exists(path):
         raise Conflict(f"File {path} exists. Remove it first")
+    import json
+
     with open(path, "w") as f:
         f.write(json.dumps(default_spec(rootless), indent="\t") + "\n")
 
@@ -158,7 +160,9 @@ def _parse_interval(s: str) -> float:
 
 
 def events(root: str, cid: str, stats: bool, interval: str) -> int:
+    import json
     import sys
+    import time
 
     from hako.runtime.state import Container
 
