@@ -316,3 +316,26 @@ def test_cgroup_namespace_is_rooted_at_the_container_cgroup(rt: Runtime, bundle:
     lines = p.stdout.decode().split()
     # every hierarchy's path is "/" inside: the namespace was created after joining the cgroup
     assert lines and all(line.rsplit(":", 1)[1] == "/" for line in lines), lines
+
+
+def test_run_forwards_signals_and_exits_with_container_status(rt: Runtime, bundle: Path) -> None:
+    import subprocess
+
+    from tests.fixtures_runtime import RUNTIME
+
+    set_config(bundle, "f1", ["sh", "-c", "trap 'echo got-term; exit 42' TERM; echo ready; "
+                                        "while true; do sleep 0.05; done"])
+    out = open(rt.tmp / "f1.out", "wb")  # noqa: SIM115
+    p = subprocess.Popen([RUNTIME, "--root", str(rt.root), "run", "-b", str(bundle), "f1"],
+                         stdout=out, stderr=subprocess.DEVNULL)
+    try:
+        assert wait_for(lambda: "ready" in rt.output("f1"))
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(20) == 42
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        out.close()
+    assert "got-term" in rt.output("f1")
+    assert rt.ids() == [] and cgroup_dirs(cg_path("f1")) == []
