@@ -136,6 +136,10 @@ def cmd_run(ctx: Ctx, argv: list[str]) -> int:
 
         _, fds, _, _ = socket.recv_fds(own_console, 1024, 1)
         master = fds[0] if fds else None
+    if not detach:
+        from hako.runtime.execute import forward_signals
+
+        forward_signals(pid)  # before start: the process may react to a signal at once
     try:
         ops.start(ctx.root, cid)
     except BaseException:

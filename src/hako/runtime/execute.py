@@ -192,8 +192,8 @@ def _forward_notify_fd(sock: Any, c: Container, path: str, metadata: str, pid: i
         os.close(fds[0])
 
 
-def wait_foreground(pid: int, master: int | None = None) -> int:
-    """Wait for ``pid`` (our child via the subreaper) forwarding signals; return its exit code."""
+def forward_signals(pid: int) -> None:
+    """From now on the signals a terminal or supervisor sends us go to ``pid``."""
     forward = [signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2,
                signal.SIGWINCH, signal.SIGCONT]
 
@@ -205,6 +205,11 @@ def wait_foreground(pid: int, master: int | None = None) -> int:
 
     for s in forward:
         signal.signal(s, handler)
+
+
+def wait_foreground(pid: int, master: int | None = None) -> int:
+    """Wait for ``pid`` (our child via the subreaper) forwarding signals; return its exit code."""
+    forward_signals(pid)
     pump = None
     if master is not None:
         import threading
