@@ -198,3 +198,28 @@ def test_exec_foreground_tty_without_console_socket(rt: Runtime, rbundle: Path) 
     p = rt("exec", "-t", "c1", "sh", "-c", "tty; exit 5", check=False)
     assert p.returncode == 5, p.stderr
     assert b"/dev/pts/" in p.stdout
+
+
+def test_exec_preserve_fds(rt: Runtime, rbundle: Path) -> None:
+    import subprocess
+
+    from tests.fixtures_runtime import RUNTIME
+
+    _running(rt, rbundle)
+    r, w = os.pipe()
+    try:
+        # bash (dash takes one-digit fds only) puts our pipe on fd 3 of the runtime (subprocess would close a dup2'ed fd 3)
+        p = subprocess.run(
+            ["/bin/bash", "-c", f'exec "$0" "$@" 3>&{w}', RUNTIME, "--root", str(rt.root), "exec",
+             "--preserve-fds", "1", "c1", "sh", "-c", "echo via-fd3 >&3; ls /proc/$$/fd; true"],
+            capture_output=True, pass_fds=(w,), timeout=30,
+        )
+        assert p.returncode == 0, p.stderr
+        os.close(w)
+        w = -1
+        assert os.read(r, 100) == b"via-fd3\n"
+        assert p.stdout.split() == [b"0", b"1", b"2", b"3"]  # nothing else leaked from the runtime
+    finally:
+        os.close(r)
+        if w >= 0:
+            os.close(w)

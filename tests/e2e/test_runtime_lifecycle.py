@@ -153,28 +153,30 @@ def test_flags_in_any_order_and_equals_form(rt: Runtime, rbundle: Path) -> None:
 
 
 def test_preserve_fds_passes_exactly_n(rt: Runtime, bundle: Path) -> None:
-    set_config(bundle, "p1", ["sh", "-c", "ls /proc/self/fd | sort -n | tr '\\n' ' '"])
+    import subprocess
+
+    from tests.fixtures_runtime import RUNTIME
+
+    set_config(bundle, "p1", ["sh", "-c", "echo via-fd3 >&3; ls /proc/$$/fd; true"])
     r, w = os.pipe()
+    r2, w2 = os.pipe()
     try:
-        out = open(rt.tmp / "p1.out", "wb")  # noqa: SIM115
-        import subprocess
-
-        from tests.fixtures_runtime import RUNTIME
-
-        # fd 3 and 4 exist in the runtime; only fd 3 is passed on
-        p = subprocess.run(
-            [RUNTIME, "--root", str(rt.root), "run", "--preserve-fds", "1", "-b", str(bundle), "p1"],
-            stdout=out, stderr=subprocess.PIPE, pass_fds=(r, w), timeout=30,
-            preexec_fn=lambda: (os.dup2(r, 3), os.dup2(w, 4)),
-        )
-        out.close()
+        # fd 3 and 4 are pipes in the runtime; only fd 3 may reach the container
+        with open(rt.tmp / "p1.out", "wb") as out:
+            p = subprocess.run(
+                ["/bin/bash", "-c", f'exec "$0" "$@" 3>&{w} 4>&{w2}', RUNTIME, "--root", str(rt.root), "run",
+                 "--preserve-fds", "1", "-b", str(bundle), "p1"],
+                stdout=out, stderr=subprocess.PIPE, pass_fds=(w, w2), timeout=30,
+            )
         assert p.returncode == 0, p.stderr
-        fds = rt.output("p1").split()
-        assert fds == ["0", "1", "2", "3", "4"] or fds == ["0", "1", "2", "3"]
-        # fd 4 is ls's own /proc/self/fd handle if present; fd 4 of the runtime must not be a pipe
-    finally:
-        os.close(r)
         os.close(w)
+        w = -1
+        assert os.read(r, 100) == b"via-fd3\n"
+        assert rt.output("p1").split() == ["0", "1", "2", "3"]  # the shell's fds: fd 4 did not get through
+    finally:
+        for fd in (r, w, r2, w2):
+            if fd >= 0:
+                os.close(fd)
 
 
 def test_hostname_domainname_and_env(rt: Runtime, bundle: Path) -> None:
