@@ -45,3 +45,12 @@ def test_a_container_command_parses_the_same_with_only_its_parser() -> None:
     assert vars(only) == vars(full)
     assert "run" in COMMANDS and only.func.__name__ == "cmd_run"
     assert only.rm and only.env == ["A=1"] and only.image == "busybox" and only.command == ["echo", "-n", "hi"]
+
+
+def test_runtime_called_in_a_forked_child_captures_output_and_code(tmp_path: Path) -> None:
+    from hako.engine.runtime_client import _run_in_child
+
+    code, out, err = _run_in_child(["--version"])
+    assert code == 0 and out.startswith("hako-runtime version") and err == ""
+    code, out, err = _run_in_child(["--root", str(tmp_path), "state", "nosuch"])
+    assert code == 1 and out == "" and "nosuch" in err

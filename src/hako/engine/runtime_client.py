@@ -58,6 +58,52 @@ def default_runtime() -> str:
         return "runc"
 
 
+def _single_threaded() -> bool:
+    # fork() copies only the calling thread: with others running (an attach session's stdin pump),
+    # a lock they hold could never be released in the child.
+    threading = sys.modules.get("threading")
+    return threading is None or threading.active_count() == 1
+
+
+def _run_in_child(args: list[str]) -> tuple[int, str, str]:
+    """hako's own runtime called as a library in a forked child (no interpreter start-up): the
+    same argv, stdout and stderr captured, the exit code."""
+    import signal
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    out_r, out_w = os.pipe2(os.O_CLOEXEC)
+    err_r, err_w = os.pipe2(os.O_CLOEXEC)
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE):
+                signal.signal(sig, signal.SIG_DFL)
+            null = os.open("/dev/null", os.O_RDONLY)
+            os.dup2(null, 0)
+            os.dup2(out_w, 1)
+            os.dup2(err_w, 2)
+            os.closerange(3, 1 << 20)
+            from hako.runtime.cli import main
+
+            code = main(args)
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except BaseException:  # noqa: BLE001 - never unwind into the caller's code in the child
+            code = 1
+        finally:
+            os._exit(code)
+    os.close(out_w)
+    os.close(err_w)
+    with os.fdopen(out_r, "rb") as f:
+        out = f.read()
+    with os.fdopen(err_r, "rb") as f:
+        err = f.read()
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), out.decode(errors="replace"), err.decode(errors="replace")
+
+
 class RuntimeClient:
     def __init__(self, path: str, root: Path) -> None:
         self.path = path
@@ -69,7 +115,11 @@ class RuntimeClient:
     def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         import subprocess
 
-        proc = subprocess.run(self.argv(*args), capture_output=True, text=True)
+        if runtime_in_process(self.path) and _single_threaded():
+            code, out, err = _run_in_child(self.argv(*args)[1:])
+            proc = subprocess.CompletedProcess(self.argv(*args), code, out, err)
+        else:
+            proc = subprocess.run(self.argv(*args), capture_output=True, text=True)
         if check and proc.returncode != 0:
             msg = (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
             raise HakoError(f"{os.path.basename(self.path)} {args[0]} {args[-1]}: {msg}")
