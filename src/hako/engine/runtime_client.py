@@ -85,6 +85,9 @@ def _run_in_child(args: list[str]) -> tuple[int, str, str]:
             os.dup2(out_w, 1)
             os.dup2(err_w, 2)
             os.closerange(3, 1 << 20)
+            # Our sys.stdout may be anything (a test's capture): the runtime writes to fds 1 and 2.
+            sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115 - lives until _exit
+            sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
             from hako.runtime.cli import main
 
             code = main(args)
