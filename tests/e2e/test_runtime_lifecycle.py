@@ -341,3 +341,42 @@ def test_run_forwards_signals_and_exits_with_container_status(rt: Runtime, bundl
         out.close()
     assert "got-term" in rt.output("f1")
     assert rt.ids() == [] and cgroup_dirs(cg_path("f1")) == []
+
+
+def test_join_user_and_network_namespaces_of_another_container(rt: Runtime, bundle: Path, tmp_path: Path) -> None:
+    import shutil
+
+    def userns(c: dict) -> None:  # type: ignore[type-arg]
+        c["linux"]["namespaces"].append({"type": "user"})
+        c["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+        c["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+        c["root"]["readonly"] = False
+        c["mounts"] = [m for m in c["mounts"] if m["destination"] not in ("/sys", "/sys/fs/cgroup")]
+
+    set_config(bundle, "ua")
+    edit_config(bundle, userns)
+    for d in (bundle, *bundle.parents):
+        if str(d).startswith("/tmp/"):
+            d.chmod(d.stat().st_mode | 0o711)
+    rt.create("ua", bundle)
+    pa = rt.state("ua")["pid"]
+    b2 = tmp_path / "b2"
+    shutil.copytree(bundle, b2, symlinks=True)
+    b2.chmod(0o755)
+    set_config(b2, "ub")
+
+    def join(c: dict) -> None:  # type: ignore[type-arg]
+        userns(c)
+        c["linux"].pop("uidMappings")
+        c["linux"].pop("gidMappings")
+        c["linux"]["namespaces"] = [
+            {"type": "user", "path": f"/proc/{pa}/ns/user"}, {"type": "network", "path": f"/proc/{pa}/ns/net"},
+            {"type": "pid"}, {"type": "mount"}, {"type": "ipc"}, {"type": "uts"}]
+
+    edit_config(b2, join)
+    rt.create("ub", b2)
+    pb = rt.state("ub")["pid"]
+    assert ns_inode(pb, "user") == ns_inode(pa, "user") != ns_inode("self", "user")
+    assert ns_inode(pb, "net") == ns_inode(pa, "net")
+    assert ns_inode(pb, "mnt") != ns_inode(pa, "mnt")
+    assert proc_status(pb)["Uid"].split()[0] == "100000"  # container root, mapped
