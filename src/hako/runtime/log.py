@@ -56,6 +56,15 @@ def error(msg: str) -> None:
     _append("error", msg)
 
 
+def warn(msg: str) -> None:
+    """Something went wrong that does not fail the command (e.g. a poststop hook)."""
+    try:
+        sys.stderr.write(f"hako-runtime: warning: {msg}\n")
+    except OSError:
+        pass
+    _append("warning", msg)
+
+
 def phase(name: str) -> None:
     """With --debug: time since the previous phase, on stderr (and in the log)."""
     global _last

@@ -193,7 +193,7 @@ def delete(root: str, cid: str, force: bool = False) -> None:
                 # runc only warns: the container is gone already
                 from hako.runtime import log
 
-                log.error(str(e))
+                log.warn(str(e))
     finally:
         c.unlock()
 
