@@ -380,3 +380,10 @@ def test_join_user_and_network_namespaces_of_another_container(rt: Runtime, bund
     assert ns_inode(pb, "net") == ns_inode(pa, "net")
     assert ns_inode(pb, "mnt") != ns_inode(pa, "mnt")
     assert proc_status(pb)["Uid"].split()[0] == "100000"  # container root, mapped
+
+
+def test_personality_linux32(rt: Runtime, bundle: Path) -> None:
+    set_config(bundle, "x32", ["uname", "-m"])
+    edit_config(bundle, lambda c: c["linux"].__setitem__("personality", {"domain": "LINUX32"}))
+    p = rt("run", "-b", str(bundle), "x32")
+    assert p.stdout.decode().strip() in ("i686", "armv8l", "armv7l")

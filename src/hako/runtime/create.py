@@ -177,6 +177,9 @@ def _init_child(
     from hako.runtime.process import apply_limits
 
     apply_limits(proc)
+    if spec.linux.personality is not None:
+        # inherited across execve: the container's processes see the asked execution domain
+        sp.personality(sp.PER_LINUX32 if spec.linux.personality["domain"] == "LINUX32" else sp.PER_LINUX)
     if notify_sock is not None:
         # A seccomp agent needs the listener fd before create returns, so the filter goes in
         # now (as runc does) and the fd travels to the runtime, which can still reach the agent.

@@ -488,6 +488,10 @@ def _linux(v: Any, path: str) -> Linux:
     lx.sysctl = _str_map(d.get("sysctl"), path + ".sysctl")
     if d.get("personality") is not None:
         lx.personality = _obj(d["personality"], path + ".personality")
+        dom = _str(lx.personality.get("domain"), path + ".personality.domain", required=True)
+        if dom not in ("LINUX", "LINUX32"):
+            raise _err(path + ".personality.domain", f"must be LINUX or LINUX32, got {dom!r}")
+        _strs(lx.personality.get("flags"), path + ".personality.flags")
     return lx
 
 

@@ -81,6 +81,14 @@ def setdomainname(name: str) -> None:
     check(LIBC.setdomainname(b, ctypes.c_size_t(len(b))), "setdomainname", name)
 
 
+PER_LINUX = 0x0000
+PER_LINUX32 = 0x0008
+
+
+def personality(persona: int) -> None:
+    check(LIBC.personality(ctypes.c_ulong(persona)), "personality", hex(persona))
+
+
 def close_from(lowfd: int) -> None:
     """Close every fd >= lowfd (close_range; falls back to /proc/self/fd)."""
     try:
