@@ -19,6 +19,7 @@ pytest_plugins = [
     "tests.fixtures_runtime",
     "tests.fixtures_cgroups",
     "tests.fixtures_images",
+    "tests.fixtures_storage",
     "tests.fixtures_engine",
 ]
 

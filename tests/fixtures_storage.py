@@ -1,6 +1,7 @@
 """Helpers for the storage tests: build layer tars with tarfile, and describe trees.
 
-Imported by tests/unit/test_storage_*.py and tests/kernel/test_storage_*.py.
+Imported by tests/unit/test_storage_*.py and tests/kernel/test_storage_*.py; its fixtures
+(``mounts``) are registered in tests/conftest.py.
 """
 
 from __future__ import annotations
@@ -9,60 +10,28 @@ import hashlib
 import io
 import os
 import stat
-import tarfile
-from dataclasses import dataclass, field
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
+from hako.testing.images import Entry, tar_entries
+
 BUSYBOX = Path("/bin/busybox")
-MTIME = 1704067200  # 2024-01-01
+
+# One tar builder for every test of the project: the storage tests' short names for it.
+E = Entry
+tar_bytes = tar_entries
 
 
-@dataclass
-class E:
-    """One tar entry: kind is file, dir, symlink, hardlink, char, block, fifo."""
-
-    name: str
-    kind: str = "file"
-    data: bytes = b""
-    mode: int | None = None
-    uid: int = 0
-    gid: int = 0
-    link: str = ""
-    mtime: int = MTIME
-    xattrs: dict[str, str] = field(default_factory=dict)
-    dev: tuple[int, int] = (0, 0)
-
-
-_KINDS = {
-    "file": tarfile.REGTYPE,
-    "dir": tarfile.DIRTYPE,
-    "symlink": tarfile.SYMTYPE,
-    "hardlink": tarfile.LNKTYPE,
-    "char": tarfile.CHRTYPE,
-    "block": tarfile.BLKTYPE,
-    "fifo": tarfile.FIFOTYPE,
-}
-
-
-def tar_bytes(entries: list[E], fmt: int = tarfile.PAX_FORMAT) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=fmt) as tf:
-        for e in entries:
-            ti = tarfile.TarInfo(e.name)
-            ti.type = _KINDS[e.kind]
-            ti.mode = e.mode if e.mode is not None else (0o755 if e.kind == "dir" else 0o644)
-            ti.uid, ti.gid = e.uid, e.gid
-            ti.mtime = e.mtime
-            ti.linkname = e.link
-            ti.devmajor, ti.devminor = e.dev
-            if e.xattrs:
-                ti.pax_headers = {f"SCHILY.xattr.{k}": v for k, v in e.xattrs.items()}
-            if e.kind == "file":
-                ti.size = len(e.data)
-                tf.addfile(ti, io.BytesIO(e.data))
-            else:
-                tf.addfile(ti)
-    return buf.getvalue()
+@pytest.fixture
+def mounts() -> Iterator[list[Path]]:
+    """Mount points to detach at teardown, whatever the test did."""
+    made: list[Path] = []
+    yield made
+    for target in reversed(made):
+        subprocess.run(["umount", "-l", str(target)], capture_output=True, check=False)
 
 
 class OneWay(io.RawIOBase):
@@ -177,7 +146,7 @@ def layered_scenario() -> list[list[E]]:
         E(long_dir + "/a-file-with-a-path-over-one-hundred-characters.txt", data=b"long\n"),
         E("no/parent/entry/file.txt", data=b"orphan\n"),
         E("opt/fifo", "fifo", mode=0o600),
-        E("opt/null", "char", mode=0o666, dev=(1, 3)),
+        E("opt/null", "char", mode=0o666, major=1, minor=3),
     ]
     top = [
         E("opt/.wh.rel-link"),

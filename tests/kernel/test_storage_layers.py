@@ -21,14 +21,6 @@ from tests.fixtures_storage import LONG_FILE, OneWay, describe, layered_scenario
 TESTIMAGES = Path("/work/shared/testimages")
 
 
-@pytest.fixture
-def mounts() -> Iterator[list[Path]]:
-    """Mount points to detach at teardown, whatever the test did."""
-    made: list[Path] = []
-    yield made
-    for target in reversed(made):
-        subprocess.run(["umount", "-l", str(target)], capture_output=True, check=False)
-
 
 def build(snap: Snapshotter, layers: list[bytes], prefix: str, with_lowers: bool = True) -> list[str]:
     chain: list[str] = []

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import stat
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,14 +11,6 @@ import pytest
 from hako.errors import KernelError
 from hako.storage import overlay
 from hako.storage.overlay import MountSpec
-
-
-@pytest.fixture
-def mounts() -> Iterator[list[Path]]:
-    made: list[Path] = []
-    yield made
-    for target in reversed(made):
-        subprocess.run(["umount", "-l", str(target)], capture_output=True, check=False)
 
 
 def overlay_layer(root: Path) -> Path:

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
-import subprocess
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,14 +14,6 @@ from hako.storage import overlay
 from hako.storage.layers import apply_layer
 from hako.storage.snapshots import MountSpec, Snapshotter
 from tests.fixtures_storage import E, OneWay, tar_bytes
-
-
-@pytest.fixture
-def mounts() -> Iterator[list[Path]]:
-    made: list[Path] = []
-    yield made
-    for target in reversed(made):
-        subprocess.run(["umount", "-l", str(target)], capture_output=True, check=False)
 
 
 def add_layer(snap: Snapshotter, chain_id: str, entries: list[E], lowers: list[str] | None = None) -> str:

@@ -231,7 +231,7 @@ HOSTILE = {
 def test_hostile_layers_are_refused(box: tuple[Path, Path], case: str, overlay: bool) -> None:
     dest, sentinel = box
     entries = [
-        E(e.name, e.kind, e.data, link=e.link.replace("SENTINEL", str(sentinel))) for e in HOSTILE[case]
+        E(e.name, e.type, e.data, link=e.link.replace("SENTINEL", str(sentinel))) for e in HOSTILE[case]
     ]
     bad = entries[-1].name
     with pytest.raises(UnsafeLayerError) as err:
@@ -277,9 +277,9 @@ def test_absolute_names_land_inside_dest(box: tuple[Path, Path]) -> None:
 def test_devices_refused_when_not_allowed(box: tuple[Path, Path]) -> None:
     dest, sentinel = box
     with pytest.raises(UnsafeLayerError, match="'dev/sda'.*device"):
-        apply([E("dev", "dir"), E("dev/sda", "block", dev=(8, 0))], dest, allow_devices=False)
+        apply([E("dev", "dir"), E("dev/sda", "block", major=8, minor=0)], dest, allow_devices=False)
     with pytest.raises(UnsafeLayerError, match="'null'"):
-        apply([E("null", "char", dev=(1, 3))], dest, allow_devices=False)
+        apply([E("null", "char", major=1, minor=3)], dest, allow_devices=False)
 
 
 def test_not_a_tar(tmp_path: Path) -> None:

@@ -39,7 +39,7 @@ def sha256(data: bytes) -> str:
 
 @dataclass
 class Entry:
-    """One tar entry. ``type``: file, dir, symlink, hardlink, fifo, char."""
+    """One tar entry. ``type``: file, dir, symlink, hardlink, fifo, char, block."""
 
     name: str
     type: str = "file"
@@ -61,12 +61,14 @@ _TYPES = {
     "hardlink": tarfile.LNKTYPE,
     "fifo": tarfile.FIFOTYPE,
     "char": tarfile.CHRTYPE,
+    "block": tarfile.BLKTYPE,
 }
 
 
-def tar_entries(entries: list[Entry]) -> bytes:
+def tar_entries(entries: list[Entry], fmt: int = tarfile.PAX_FORMAT) -> bytes:
+    """An uncompressed tar of ``entries``, in this order (tests rely on odd orders)."""
     buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
+    with tarfile.open(fileobj=buf, mode="w", format=fmt) as tf:
         for e in entries:
             ti = tarfile.TarInfo(e.name)
             ti.type = _TYPES[e.type]
