@@ -913,11 +913,9 @@ def lower_dir_stat(lower_fds: Sequence[int], path: str) -> os.stat_result | None
     return None
 
 
-def _has_xattr(target: int | str, name: str) -> bool:
+def _has_xattr(path: str, name: str) -> bool:
     try:
-        os.getxattr(target, name, follow_symlinks=False) if isinstance(target, str) else os.getxattr(
-            target, name
-        )
+        os.getxattr(path, name, follow_symlinks=False)
     except OSError:
         return False
     return True
@@ -937,9 +935,11 @@ def fix_implicit_dirs(layer: Path, lowers: Sequence[Path]) -> int:
     """
     if not has_implicit_dirs(layer):
         return 0
-    fds = [os.open(lower, _O_DIR) for lower in lowers]
+    fds: list[int] = []
     fixed = 0
     try:
+        for lower in lowers:
+            fds.append(os.open(lower, _O_DIR))
         for dirpath, _dirnames, _files in os.walk(layer):
             if dirpath == str(layer) or not _has_xattr(dirpath, IMPLICIT_XATTR):
                 continue

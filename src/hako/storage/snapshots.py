@@ -133,6 +133,16 @@ class Snapshotter:
         If another process committed the same chain id meanwhile, ours is dropped quietly.
         """
         final = self._layer_dir(chain_id)
+        with self._building(final) as tmp:
+            yield tmp
+        self._ensure_link(chain_id, final)
+
+    @contextlib.contextmanager
+    def _building(self, final: Path) -> Iterator[Path]:
+        """Yield a temp dir that is renamed to ``final`` on success and removed on failure.
+
+        An equal tree another process put at ``final`` meanwhile wins; ours goes.
+        """
         tmp = self._tmpdir(final.name)
         try:
             yield tmp
@@ -141,7 +151,6 @@ class Snapshotter:
             raise
         if not _rename_noreplace(tmp, final):
             shutil.rmtree(tmp, ignore_errors=True)
-        self._ensure_link(chain_id, final)
 
     def _ensure_link(self, chain_id: str, final: Path) -> None:
         link = self._link(chain_id)
@@ -175,10 +184,15 @@ class Snapshotter:
 
         removed = 0
         limit = time.time() - older_than
-        for entry in os.scandir(self.root / "tmp"):
-            if entry.stat(follow_symlinks=False).st_mtime < limit:
-                shutil.rmtree(entry.path, ignore_errors=True)
-                removed += 1
+        with os.scandir(self.root / "tmp") as entries:
+            for entry in entries:
+                try:
+                    old = entry.stat(follow_symlinks=False).st_mtime < limit
+                except FileNotFoundError:
+                    continue  # its writer committed or removed it meanwhile
+                if old:
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                    removed += 1
         return removed
 
     # -- containers -------------------------------------------------------------------
@@ -215,15 +229,9 @@ class Snapshotter:
         final = self.root / "flat" / _short(chain_ids[-1])
         if final.is_dir():
             return final
-        tmp = self._tmpdir("flat")
-        try:
+        with self._building(final) as tmp:
             for c in chain_ids:
                 overlay.merge_layer(self._layer_dir(c), tmp, link=True)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        if not _rename_noreplace(tmp, final):
-            shutil.rmtree(tmp, ignore_errors=True)
         return final
 
     def _empty(self) -> str:
@@ -231,14 +239,23 @@ class Snapshotter:
         path.mkdir(mode=0o755, exist_ok=True)
         return str(path)
 
-    def prepare(self, key: str, chain_ids: list[str]) -> list[MountSpec]:
-        """A writable root filesystem for ``key`` over the layers ``chain_ids`` (bottom first)."""
+    @contextlib.contextmanager
+    def _new_container_dir(self, key: str) -> Iterator[Path]:
+        """Create the container dir of ``key``; it goes again if filling it fails."""
         cdir = self._container_dir(key)
         try:
             cdir.mkdir(mode=0o700)
         except FileExistsError:
             raise Conflict(f"snapshot {key}: exists already") from None
         try:
+            yield cdir
+        except BaseException:
+            shutil.rmtree(cdir, ignore_errors=True)
+            raise
+
+    def prepare(self, key: str, chain_ids: list[str]) -> list[MountSpec]:
+        """A writable root filesystem for ``key`` over the layers ``chain_ids`` (bottom first)."""
+        with self._new_container_dir(key) as cdir:
             if self.driver == "vfs":
                 rootfs = cdir / "rootfs"
                 self._copy_tree(chain_ids, rootfs)
@@ -249,24 +266,14 @@ class Snapshotter:
             work.mkdir(mode=0o700)
             opts = overlay.overlay_options(lowers, str(upper), str(work))
             return [MountSpec("overlay", "overlay", opts)]
-        except BaseException:
-            shutil.rmtree(cdir, ignore_errors=True)
-            raise
 
     def view(self, key: str, chain_ids: list[str]) -> list[MountSpec]:
         """A read-only root filesystem over ``chain_ids`` (bottom first)."""
         if self.driver == "vfs":
-            cdir = self._container_dir(key)
-            try:
-                cdir.mkdir(mode=0o700)
-            except FileExistsError:
-                raise Conflict(f"snapshot {key}: exists already") from None
-            try:
-                self._copy_tree(chain_ids, cdir / "rootfs")
-            except BaseException:
-                shutil.rmtree(cdir, ignore_errors=True)
-                raise
-            return [MountSpec("bind", str(cdir / "rootfs"), ["rbind", "ro"])]
+            with self._new_container_dir(key) as cdir:
+                rootfs = cdir / "rootfs"
+                self._copy_tree(chain_ids, rootfs)
+                return [MountSpec("bind", str(rootfs), ["rbind", "ro"])]
         if not chain_ids:
             return [MountSpec("bind", self._empty(), ["rbind", "ro"])]
         lowers = self._lowers(chain_ids)
