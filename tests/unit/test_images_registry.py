@@ -150,6 +150,31 @@ def test_redirected_blob_download(monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
         assert b"".join(c.stream_blob("r", "sha256:" + "0" * 64)) == b"blob"
 
 
+def test_upload_location_on_another_host_gets_no_credentials(monkeypatch: pytest.MonkeyPatch,
+                                                            tmp_path: Path) -> None:
+    import httpx
+
+    uploads: list[httpx.Headers] = []
+
+    def handler(req: httpx.Request) -> httpx.Response:
+        if req.url.path == "/v2/":
+            return httpx.Response(401, headers={"WWW-Authenticate": 'Basic realm="x"'})
+        if req.url.host == "uploads.example":
+            uploads.append(req.headers)
+            return httpx.Response(201)
+        assert req.headers["authorization"].startswith("Basic ")
+        return httpx.Response(202, headers={"Location": "https://uploads.example/u/1?state=s"})
+
+    from hako.images.auth import Credentials
+
+    _mock(monkeypatch, handler)
+    data = b"layer"
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    with RegistryClient("127.0.0.1:1", root=tmp_path, credentials=Credentials("u", "p")) as c:
+        c.upload_blob("r", digest, len(data), lambda: [data])
+    assert len(uploads) == 1 and "authorization" not in uploads[0]
+
+
 def test_manifest_digest_header_mismatch(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     import httpx
 

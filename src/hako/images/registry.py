@@ -185,9 +185,11 @@ class RegistryClient:
         """Send with auth for ``scope``; on 401 take the new challenge and try once more."""
         client, base = self._ensure()
         url = path_or_url if path_or_url.startswith(("http://", "https://")) else base + path_or_url
+        # An upload Location may name another host: our credentials and tokens never go there.
+        own = url.startswith(base + "/")
         for attempt in range(2):
             h = dict(headers or {})
-            authz = self._authorization(scope)
+            authz = self._authorization(scope) if own else None
             if authz:
                 h["Authorization"] = authz
             req = client.build_request(method, url, headers=h, **kw)
