@@ -81,11 +81,16 @@ def lookup(root: Path, registry: str) -> Credentials | None:
 
 def _save(path: Path, data: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
+    # mkstemp makes it 0600: the password is never readable by others, not even briefly.
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".auth-")
-    with os.fdopen(fd, "w") as f:
-        os.fchmod(f.fileno(), 0o600)
-        json.dump(data, f, indent=2)
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=2)
+        os.replace(tmp, path)
+    except BaseException:
+        # A full disk must not leave a half-written copy of the credentials behind.
+        os.unlink(tmp)
+        raise
 
 
 def store(root: Path, registry: str, creds: Credentials) -> Path:
