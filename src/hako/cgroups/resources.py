@@ -63,6 +63,15 @@ class ThrottleDevice:
     rate: int
 
 
+# The four throttle lists: spec key, BlockIO attribute, v1 file, key in v2's io.max.
+_THROTTLES = (
+    ("throttleReadBpsDevice", "throttle_read_bps", "blkio.throttle.read_bps_device", "rbps"),
+    ("throttleWriteBpsDevice", "throttle_write_bps", "blkio.throttle.write_bps_device", "wbps"),
+    ("throttleReadIOPSDevice", "throttle_read_iops", "blkio.throttle.read_iops_device", "riops"),
+    ("throttleWriteIOPSDevice", "throttle_write_iops", "blkio.throttle.write_iops_device", "wiops"),
+)
+
+
 @dataclass
 class BlockIO:
     weight: int | None = None
@@ -72,6 +81,10 @@ class BlockIO:
     throttle_write_bps: list[ThrottleDevice] | None = None
     throttle_read_iops: list[ThrottleDevice] | None = None
     throttle_write_iops: list[ThrottleDevice] | None = None
+
+    def throttles(self) -> list[tuple[str, str, str, list[ThrottleDevice]]]:
+        """(spec key, v1 file, v2 io.max key, devices) of each throttle list that is set."""
+        return [(key, v1, v2, getattr(self, attr)) for key, attr, v1, v2 in _THROTTLES if getattr(self, attr)]
 
 
 @dataclass
@@ -251,10 +264,7 @@ def _block_io(d: dict[str, Any], path: str) -> BlockIO:
             if wd.weight is not None and wd.weight and not 10 <= wd.weight <= 1000:
                 raise ConfigError(f"{p}.weight", f"must be in [10, 1000], got {wd.weight}")
             b.weight_device.append(wd)
-    for key, attr in (("throttleReadBpsDevice", "throttle_read_bps"),
-                      ("throttleWriteBpsDevice", "throttle_write_bps"),
-                      ("throttleReadIOPSDevice", "throttle_read_iops"),
-                      ("throttleWriteIOPSDevice", "throttle_write_iops")):
+    for key, attr, _v1, _v2 in _THROTTLES:
         if d.get(key) is not None:
             setattr(b, attr, _throttle(d[key], f"{path}.{key}"))
     return b

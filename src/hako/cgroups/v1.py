@@ -298,13 +298,8 @@ class V1Manager(CgroupManager):
             if wd.leaf_weight:
                 write(f"{d}/blkio.leaf_weight_device", f"{wd.major}:{wd.minor} {wd.leaf_weight}",
                       f"{p}.weightDevice[{i}].leafWeight")
-        for key, fname, devs in (
-            ("throttleReadBpsDevice", "blkio.throttle.read_bps_device", b.throttle_read_bps),
-            ("throttleWriteBpsDevice", "blkio.throttle.write_bps_device", b.throttle_write_bps),
-            ("throttleReadIOPSDevice", "blkio.throttle.read_iops_device", b.throttle_read_iops),
-            ("throttleWriteIOPSDevice", "blkio.throttle.write_iops_device", b.throttle_write_iops),
-        ):
-            for i, t in enumerate(devs or []):
+        for key, fname, _, devs in b.throttles():
+            for i, t in enumerate(devs):
                 write(f"{d}/{fname}", f"{t.major}:{t.minor} {t.rate}", f"{p}.{key}[{i}]")
 
     # -- freezer ------------------------------------------------------------------------------

@@ -209,13 +209,8 @@ class V2Manager(CgroupManager):
                 else:
                     write(f"{d}/io.weight", f"{wd.major}:{wd.minor} {blkio_to_io_weight(wd.weight)}",
                           f"{p}.weightDevice[{i}]")
-        for key, name, devs in (
-            ("throttleReadBpsDevice", "rbps", b.throttle_read_bps),
-            ("throttleWriteBpsDevice", "wbps", b.throttle_write_bps),
-            ("throttleReadIOPSDevice", "riops", b.throttle_read_iops),
-            ("throttleWriteIOPSDevice", "wiops", b.throttle_write_iops),
-        ):
-            for i, t in enumerate(devs or []):
+        for key, _, name, devs in b.throttles():
+            for i, t in enumerate(devs):
                 write(f"{d}/io.max", f"{t.major}:{t.minor} {name}={t.rate or 'max'}", f"{p}.{key}[{i}]")
 
     # -- freezer ------------------------------------------------------------------------------
