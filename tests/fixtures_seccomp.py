@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from hako import seccomp
+
 PR_SET_NO_NEW_PRIVS = 38
 LIBC = ctypes.CDLL(None, use_errno=True)
 LIBC.syscall.restype = ctypes.c_long
@@ -91,3 +93,26 @@ def run_filtered(
     if "error" in doc:
         return ChildResult({"error": doc["error"]}, status)
     return ChildResult(doc["value"], status)
+
+
+def exec_filtered(profile: dict[str, Any], script: str, argv: list[str] | None = None) -> tuple[int, str]:
+    """Run ``busybox sh -c script`` (or ``argv``) under ``profile``; (exit status, combined output)."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - child
+        try:
+            os.close(r)
+            os.dup2(w, 1)
+            os.dup2(w, 2)
+            LIBC.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+            seccomp.load(profile)
+            if argv:
+                os.execv(argv[0], argv)
+            os.execv("/bin/busybox", ["sh", "-c", script])
+        finally:
+            os._exit(127)
+    os.close(w)
+    with os.fdopen(r, "rb") as out:
+        output = out.read().decode(errors="replace")
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), output

@@ -3,53 +3,28 @@
 from __future__ import annotations
 
 import errno
-import os
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from hako import seccomp
 from hako.seccomp import libseccomp as scmp
-from tests.fixtures_seccomp import LIBC, PR_SET_NO_NEW_PRIVS, raw_syscall, run_filtered
+from tests.fixtures_seccomp import exec_filtered, raw_syscall, run_filtered
 
 BUSYBOX = "/bin/busybox"
 pytestmark = pytest.mark.skipif(not Path(BUSYBOX).exists(), reason="needs Debian's busybox-static")
 
 
-def _exec_filtered(profile: dict[str, Any], script: str, argv: list[str] | None = None) -> tuple[int, str]:
-    """Run ``busybox sh -c script`` (or ``argv``) under ``profile``; (exit status, combined output)."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - child
-        try:
-            os.close(r)
-            os.dup2(w, 1)
-            os.dup2(w, 2)
-            LIBC.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
-            seccomp.load(profile)
-            if argv:
-                os.execv(argv[0], argv)
-            os.execv(BUSYBOX, ["sh", "-c", script])
-        finally:
-            os._exit(127)
-    os.close(w)
-    with os.fdopen(r, "rb") as out:
-        output = out.read().decode(errors="replace")
-    _, status = os.waitpid(pid, 0)
-    return os.waitstatus_to_exitcode(status), output
-
-
 def test_busybox_runs_and_forks_under_the_default_profile(tmp_path: Path) -> None:
     script = f"{BUSYBOX} true && echo $(echo sub) && mkdir {tmp_path}/d && ls {tmp_path} && {BUSYBOX} sleep 0"
-    code, output = _exec_filtered(seccomp.default_profile(), script)
+    code, output = exec_filtered(seccomp.default_profile(), script)
     assert code == 0, output
     assert "sub" in output and "d" in output
 
 
 @pytest.mark.parametrize("script", ["unshare -n true", "chroot / true"])
 def test_escapes_are_denied_with_eperm(script: str) -> None:
-    code, output = _exec_filtered(seccomp.default_profile(caps=["CAP_KILL"]), f"{BUSYBOX} {script}")
+    code, output = exec_filtered(seccomp.default_profile(caps=["CAP_KILL"]), f"{BUSYBOX} {script}")
     assert code != 0
     assert "Operation not permitted" in output, output
 
@@ -151,6 +126,6 @@ def test_a_python_workload_runs_under_the_default_profile(tmp_path: Path) -> Non
 
     script = tmp_path / "workload.py"
     script.write_text(PYTHON_WORKLOAD)
-    code, output = _exec_filtered(seccomp.default_profile(), "", argv=[sys.executable, "-I", str(script)])
+    code, output = exec_filtered(seccomp.default_profile(), "", argv=[sys.executable, "-I", str(script)])
     assert code == 0, output
     assert "workload ok" in output
