@@ -202,11 +202,8 @@ def test_listener_path_without_notify_rules_is_ignored(
     runtime: RuntimeBinary, tmp_path: Path, busybox_rootfs: Path, cgroup_parent: str, request: pytest.FixtureRequest
 ) -> None:
     # runtime-spec: "If the SCMP_ACT_NOTIFY action is not used this value is ignored." runc
-    # does; crun 1.8 connects to the path anyway; hako-runtime refuses such a profile.
-    known = {
-        "crun": "crun connects to listenerPath even without notify rules",
-        "hako-runtime": "create sends the fd whenever listenerPath is set; should key on notify rules (Prepared.notify)",
-    }
+    # and hako-runtime do; crun 1.8 connects to the path anyway.
+    known = {"crun": "crun connects to listenerPath even without notify rules"}
     if runtime.name in known:
         request.applymarker(pytest.mark.xfail(reason=known[runtime.name], strict=False))
     profile = {**DENY_MKDIR_ENOSYS, "listenerPath": str(tmp_path / "nobody-listens.sock")}
