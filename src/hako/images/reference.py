@@ -54,27 +54,17 @@ class Reference:
     def with_digest(self, digest: str) -> Reference:
         return Reference(self.registry, self.repository, None, digest)
 
+    def _suffix(self) -> str:
+        return (f":{self.tag}" if self.tag else "") + (f"@{self.digest}" if self.digest else "")
+
     def __str__(self) -> str:
-        s = self.name
-        if self.tag:
-            s += f":{self.tag}"
-        if self.digest:
-            s += f"@{self.digest}"
-        return s
+        return self.name + self._suffix()
 
     def familiar(self) -> str:
         """The short form Docker prints: ``busybox:latest`` for ``docker.io/library/busybox:latest``."""
-        repo = self.repository
         if self.registry == DEFAULT_REGISTRY:
-            repo = repo.removeprefix("library/")
-            s = repo
-        else:
-            s = self.name
-        if self.tag:
-            s += f":{self.tag}"
-        if self.digest:
-            s += f"@{self.digest}"
-        return s
+            return self.repository.removeprefix("library/") + self._suffix()
+        return str(self)
 
 
 def parse(ref: str, *, default_tag: bool = True) -> Reference:
