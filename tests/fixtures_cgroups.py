@@ -9,7 +9,6 @@ absolute cgroupsPath fails instead of creating cgroups there.
 
 from __future__ import annotations
 
-import errno
 import itertools
 import os
 import signal
@@ -18,6 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from hako.cgroups.base import rmdir_tree
 
 PREFIX = "hako-test-"
 
@@ -76,18 +77,7 @@ def remove_cgroup_tree(top: str, timeout: float = 5.0) -> None:
                 os.kill(int(pid), signal.SIGKILL)
             except ProcessLookupError:
                 pass
-    deadline = time.monotonic() + timeout
-    for dirpath, _, _ in os.walk(top, topdown=False):
-        while True:
-            try:
-                os.rmdir(dirpath)
-                break
-            except FileNotFoundError:
-                break
-            except OSError as e:
-                if e.errno != errno.EBUSY or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.01)
+    rmdir_tree(top, time.monotonic() + timeout)
 
 
 def _alive(pid: int) -> bool:
