@@ -12,13 +12,15 @@ from __future__ import annotations
 import itertools
 import os
 import signal
+import subprocess
+import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from hako.cgroups.base import rmdir_tree
+from hako.cgroups.base import CgroupManager, rmdir_tree
 
 PREFIX = "hako-test-"
 
@@ -129,3 +131,80 @@ def cgroup_path(cgroup_parent: str, request: pytest.FixtureRequest) -> Iterator[
     yield path
     for mnt in cgroup_mounts():
         remove_cgroup_tree(mnt + path)
+
+
+# -- processes to put into test cgroups (the kernel tests of v1.py and v2.py) ----------------
+PY = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+
+
+def wait_until(check: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.01)
+
+
+class Proc:
+    """A process that waits for a line on stdin before running ``code``, so it can be put in
+    the cgroup first."""
+
+    def __init__(self, code: str) -> None:
+        self.p = subprocess.Popen(
+            [PY, "-S", "-c", "import sys\nsys.stdin.readline()\n" + code],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )
+        self.pid = self.p.pid
+
+    def go(self) -> None:
+        assert self.p.stdin
+        self.p.stdin.write(b"go\n")
+        self.p.stdin.flush()
+
+    def out(self, timeout: float = 30) -> str:
+        o, _ = self.p.communicate(timeout=timeout)
+        return o.decode()
+
+    def wait(self, timeout: float) -> int:
+        return self.p.wait(timeout)
+
+    def kill(self) -> None:
+        if self.p.poll() is None:
+            self.p.kill()
+        self.p.wait()
+
+
+@pytest.fixture
+def procs() -> Iterator[list[Proc]]:
+    """Processes a test started; killed (by their PID) and reaped at teardown."""
+    started: list[Proc] = []
+    yield started
+    for p in started:
+        p.kill()
+
+
+def start(procs: list[Proc], m: CgroupManager, code: str) -> Proc:
+    p = Proc(code)
+    procs.append(p)
+    m.apply(p.pid)
+    return p
+
+
+def utime(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat.rsplit(")", 1)[1].split()[11])
+
+
+def check_freeze_and_thaw(mgr: CgroupManager, procs: list[Proc]) -> None:
+    """A busy loop in ``mgr`` gets no CPU while frozen and runs again once thawed."""
+    p = start(procs, mgr, "while True: pass")
+    p.go()
+    wait_until(lambda: utime(p.pid) > 0, "the loop to use CPU")
+    mgr.freeze()
+    assert mgr.is_frozen()
+    t0 = utime(p.pid)
+    time.sleep(0.3)  # a measurement window, not synchronisation
+    assert utime(p.pid) == t0
+    mgr.thaw()
+    assert not mgr.is_frozen()
+    wait_until(lambda: utime(p.pid) > t0, "the loop to run again")

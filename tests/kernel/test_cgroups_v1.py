@@ -8,53 +8,16 @@ import signal
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from hako.cgroups import CgroupManager, cgroup_version, host_layout, load_manager, open_manager
 from hako.errors import HakoError
+from tests.fixtures_cgroups import Proc, check_freeze_and_thaw, start, wait_until
 
 pytestmark = pytest.mark.skipif(cgroup_version() != 1, reason="the host's containers use cgroup v2")
-
-PY = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
-
-
-def wait_until(check: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
-
-
-class Proc:
-    """A process that waits for a line on stdin before running ``code``, so it can be put in
-    the cgroup first."""
-
-    def __init__(self, code: str) -> None:
-        self.p = subprocess.Popen(
-            [PY, "-S", "-c", "import sys\nsys.stdin.readline()\n" + code],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        )
-        self.pid = self.p.pid
-
-    def go(self) -> None:
-        assert self.p.stdin
-        self.p.stdin.write(b"go\n")
-        self.p.stdin.flush()
-
-    def out(self, timeout: float = 30) -> str:
-        o, _ = self.p.communicate(timeout=timeout)
-        return o.decode()
-
-    def kill(self) -> None:
-        if self.p.poll() is None:
-            self.p.kill()
-        self.p.wait()
-
 
 @pytest.fixture
 def mgr(cgroup_path: str) -> Iterator[CgroupManager]:
@@ -63,26 +26,6 @@ def mgr(cgroup_path: str) -> Iterator[CgroupManager]:
     yield m
     m.kill_all(signal.SIGKILL)
     m.destroy()
-
-
-@pytest.fixture
-def procs() -> Iterator[list[Proc]]:
-    started: list[Proc] = []
-    yield started
-    for p in started:
-        p.kill()
-
-
-def start(procs: list[Proc], m: CgroupManager, code: str) -> Proc:
-    p = Proc(code)
-    procs.append(p)
-    m.apply(p.pid)
-    return p
-
-
-def utime(pid: int) -> int:
-    stat = Path(f"/proc/{pid}/stat").read_text()
-    return int(stat.rsplit(")", 1)[1].split()[11])
 
 
 def test_layout_is_reported() -> None:
@@ -186,17 +129,7 @@ except OSError as e:
 
 
 def test_freeze_stops_a_busy_loop_and_thaw_resumes_it(mgr: CgroupManager, procs: list[Proc]) -> None:
-    p = start(procs, mgr, "while True: pass")
-    p.go()
-    wait_until(lambda: utime(p.pid) > 0, "the loop to use CPU")
-    mgr.freeze()
-    assert mgr.is_frozen()
-    t0 = utime(p.pid)
-    time.sleep(0.3)  # a measurement window, not synchronisation
-    assert utime(p.pid) == t0
-    mgr.thaw()
-    assert not mgr.is_frozen()
-    wait_until(lambda: utime(p.pid) > t0, "the loop to run again")
+    check_freeze_and_thaw(mgr, procs)
 
 
 def test_default_devices_keep_dev_null_usable(mgr: CgroupManager, procs: list[Proc]) -> None:

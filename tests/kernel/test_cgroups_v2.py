@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,8 +14,7 @@ from hako.cgroups import bpf_devices, load_manager
 from hako.cgroups.detect import layout
 from hako.cgroups.v2 import V2Manager
 from hako.errors import HakoError
-
-PY = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable
+from tests.fixtures_cgroups import Proc, check_freeze_and_thaw, start, wait_until
 
 
 def _unified_mount() -> str | None:
@@ -27,14 +23,6 @@ def _unified_mount() -> str | None:
 
 
 pytestmark = pytest.mark.skipif(_unified_mount() is None, reason="no cgroup2 mount on this host")
-
-
-def wait_until(check: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
 
 
 @pytest.fixture
@@ -48,35 +36,7 @@ def mgr(cgroup_path: str) -> Iterator[V2Manager]:
     m.destroy()
 
 
-@pytest.fixture
-def procs() -> Iterator[list[subprocess.Popen[bytes]]]:
-    started: list[subprocess.Popen[bytes]] = []
-    yield started
-    for p in started:
-        if p.poll() is None:
-            p.kill()
-        p.wait()
-
-
-def start(procs: list[subprocess.Popen[bytes]], m: V2Manager, code: str) -> subprocess.Popen[bytes]:
-    p = subprocess.Popen([PY, "-S", "-c", "import sys\nsys.stdin.readline()\n" + code],
-                         stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-    procs.append(p)
-    m.apply(p.pid)
-    return p
-
-
-def go(p: subprocess.Popen[bytes]) -> None:
-    assert p.stdin
-    p.stdin.write(b"go\n")
-    p.stdin.flush()
-
-
-def utime(pid: int) -> int:
-    return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[11])
-
-
-def test_join_list_and_destroy(mgr: V2Manager, procs: list[subprocess.Popen[bytes]], cgroup_path: str) -> None:
+def test_join_list_and_destroy(mgr: V2Manager, procs: list[Proc], cgroup_path: str) -> None:
     p = start(procs, mgr, "import time; time.sleep(60)")
     assert f"0::{cgroup_path}\n" in Path(f"/proc/{p.pid}/cgroup").read_text()
     assert mgr.pids() == [p.pid]
@@ -90,30 +50,20 @@ def test_join_list_and_destroy(mgr: V2Manager, procs: list[subprocess.Popen[byte
     assert not m2.exists() and not os.path.exists(mgr.path)
 
 
-def test_freeze_and_thaw(mgr: V2Manager, procs: list[subprocess.Popen[bytes]]) -> None:
+def test_freeze_and_thaw(mgr: V2Manager, procs: list[Proc]) -> None:
     if not os.path.exists(f"{mgr.path}/cgroup.freeze"):
         pytest.skip("no cgroup.freeze in this kernel")
-    p = start(procs, mgr, "while True: pass")
-    go(p)
-    wait_until(lambda: utime(p.pid) > 0, "the loop to use CPU")
-    mgr.freeze()
-    assert mgr.is_frozen()
-    t0 = utime(p.pid)
-    time.sleep(0.3)  # a measurement window, not synchronisation
-    assert utime(p.pid) == t0
-    mgr.thaw()
-    assert not mgr.is_frozen()
-    wait_until(lambda: utime(p.pid) > t0, "the loop to run again")
+    check_freeze_and_thaw(mgr, procs)
 
 
-def test_kill_all_with_another_signal_uses_the_freezer(mgr: V2Manager, procs: list[subprocess.Popen[bytes]]) -> None:
+def test_kill_all_with_another_signal_uses_the_freezer(mgr: V2Manager, procs: list[Proc]) -> None:
     p = start(procs, mgr, "import time; time.sleep(60)")
     mgr.kill_all(signal.SIGTERM)
     assert p.wait(10) == -signal.SIGTERM
     assert not mgr.is_frozen()
 
 
-def test_device_program_denies_what_the_rules_deny(mgr: V2Manager, procs: list[subprocess.Popen[bytes]]) -> None:
+def test_device_program_denies_what_the_rules_deny(mgr: V2Manager, procs: list[Proc]) -> None:
     rules = [{"allow": False, "access": "rwm"},
              {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
              {"allow": True, "type": "c", "major": 1, "minor": 5, "access": "r"}]
@@ -132,9 +82,9 @@ def try_open(path, flags):
 print(try_open("/dev/null", os.O_RDWR), try_open("/dev/zero", os.O_RDONLY),
       try_open("/dev/zero", os.O_WRONLY), try_open("/dev/full", os.O_RDONLY))
 """)
-    go(p)
-    out, _ = p.communicate(timeout=30)
-    assert out.decode().split() == ["ok", "ok", "1", "1"]
+    p.go()
+    out = p.out()
+    assert out.split() == ["ok", "ok", "1", "1"]
 
 
 def test_unavailable_controllers_are_named(mgr: V2Manager) -> None:
@@ -156,7 +106,7 @@ def test_unavailable_controllers_are_named(mgr: V2Manager) -> None:
             mgr.set({"unified": {"memory.high": "1000000"}})
 
 
-def test_nested_cgroups_are_listed_and_removed(mgr: V2Manager, procs: list[subprocess.Popen[bytes]]) -> None:
+def test_nested_cgroups_are_listed_and_removed(mgr: V2Manager, procs: list[Proc]) -> None:
     sub = V2Manager(mgr.mountpoint, mgr.path + "/sub")
     sub.create()
     p = start(procs, sub, "import time; time.sleep(60)")
@@ -169,7 +119,7 @@ def test_nested_cgroups_are_listed_and_removed(mgr: V2Manager, procs: list[subpr
 
 
 def test_device_program_checks_mknod_separately_from_open(
-    mgr: V2Manager, procs: list[subprocess.Popen[bytes]], tmp_path: Path
+    mgr: V2Manager, procs: list[Proc], tmp_path: Path
 ) -> None:
     import stat
 
@@ -197,7 +147,7 @@ print(attempt(lambda: os.mknod(d + "/null", stat.S_IFCHR | 0o666, os.makedev(1, 
       attempt(lambda: os.close(os.open(d + "/null", os.O_RDONLY))),
       attempt(lambda: os.close(os.open(d + "/null", os.O_WRONLY))))
 """)
-    go(p)
-    out, _ = p.communicate(timeout=30)
+    p.go()
+    out = p.out()
     # char mknod allowed, block mknod denied; read allowed; write denied by the last rule.
-    assert out.decode().split() == ["ok", "1", "ok", "1"]
+    assert out.split() == ["ok", "1", "ok", "1"]
