@@ -29,6 +29,10 @@ import time
 
 from hako.engine import trace
 
+TYPE_CHECKING = False  # the monitor imports no typing; mypy treats this name as true
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 # Frame types on the attach socket. Monitor -> client:
 OUT, ERR, EXIT, FAIL = 1, 2, 3, 4
 # Client -> monitor:
@@ -88,6 +92,23 @@ def write_atomic(path: str, data: dict) -> None:
 def read_marshal(path: str) -> dict:
     with open(path, "rb") as f:
         return dict(marshal.loads(f.read()))
+
+
+_PRCTL: Callable[..., int] | None = None
+
+
+def _prctl() -> Callable[..., int]:
+    """libc's prctl through ctypes, looked up and called once in this process, before any fork:
+    a forked monitor that did the lookup itself would dirty ~100 KiB of shared pages."""
+    global _PRCTL
+    fn = _PRCTL
+    if fn is None:
+        import ctypes
+
+        fn = ctypes.CDLL(None, use_errno=True).prctl
+        fn(3, 0, 0, 0, 0)  # PR_GET_DUMPABLE: warms ctypes' argument conversion
+        _PRCTL = fn
+    return fn
 
 
 def set_subreaper() -> None:
@@ -483,10 +504,9 @@ class Monitor:
 
         The child shares this interpreter's pages copy-on-write, so a second monitor costs a fraction
         of a fresh interpreter, and it skips the interpreter's start-up. It never returns here."""
-        import ctypes  # loaded once, before fork, so that children share it
         import gc
 
-        libc = ctypes.CDLL(None, use_errno=True)
+        prctl = _prctl()
         # Collections would write to every tracked object's header and unshare the child's pages.
         gc.freeze()
         pid = os.fork()
@@ -501,16 +521,14 @@ class Monitor:
             # Forget the parent's sockets without closing them twice, then close every fd we do not keep.
             for c in list(self.clients.values()) + [self.listener]:
                 c.detach()
-            keep = set(fds)
-            for name in posix.listdir("/proc/self/fd"):
-                n = int(name)
-                if n > 2 and n not in keep:
-                    try:
-                        os.close(n)
-                    except OSError:
-                        pass
+            # close_range between the fds we keep: no Python objects made (each dirties shared pages).
+            low = 3
+            for keep in sorted(set(fds)):
+                os.closerange(low, keep)
+                low = keep + 1
+            os.closerange(low, 1 << 20)
             os.setsid()
-            libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+            prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
             code = main([sys.argv[0], cdir, str(fds[0]), str(fds[1] if len(fds) > 1 else -1)])
         except BaseException:
             code = 1
