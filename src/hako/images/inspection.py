@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from hako.errors import HakoError
 from hako.images.reference import InvalidReference, parse
 
 if TYPE_CHECKING:
@@ -46,5 +47,5 @@ def docker_inspect(store: ImageStore, image: Image) -> dict[str, Any]:
 def _layer_dirs(store: ImageStore, image: Image) -> list[Any]:
     try:
         return store.layer_dirs(image)
-    except Exception:  # noqa: BLE001 - inspect must work even when the snapshotter is unavailable
+    except (HakoError, OSError):  # inspect works even when the snapshotter is unavailable
         return []

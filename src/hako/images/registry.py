@@ -217,8 +217,8 @@ class RegistryClient:
             errs = body.get("errors") or []
             if errs:
                 detail = ": " + "; ".join(f"{e.get('code')} {e.get('message', '')}".strip() for e in errs)
-        except Exception:  # noqa: BLE001 - an error body that is not JSON just has no detail
-            pass
+        except (ValueError, AttributeError, TypeError, httpx.HTTPError):
+            pass  # an error body that is not the registry's JSON just has no detail
         return f"{what}: HTTP {r.status_code}{detail}"
 
     # -- manifests ---------------------------------------------------------------------
