@@ -38,7 +38,7 @@ def now_rfc3339() -> str:
 
 def import_tarball(store: ImageStore, path: Path, ref: str | None, *, message: str = "",
                    changes: dict[str, Any] | None = None) -> str:
-    from hako.images.puller import Resolved, record, rollback, unpack_layer
+    from hako.images.puller import Resolved, put_new_blob, record, rollback, unpack_layer
     from hako.images.reference import parse
 
     if not path.is_file():
@@ -81,10 +81,10 @@ def import_tarball(store: ImageStore, path: Path, ref: str | None, *, message: s
         if plat.variant:
             config["variant"] = plat.variant
         cdata = json.dumps(config, separators=(",", ":")).encode()
-        cdigest = _put_new(store, cdata, new_blobs)
+        cdigest = put_new_blob(store, cdata, new_blobs)
         image_id = cdigest
         mdata = manifest_json(Descriptor(mt.OCI_CONFIG, cdigest, len(cdata)), [desc])
-        mdigest = _put_new(store, mdata, new_blobs)
+        mdigest = put_new_blob(store, mdata, new_blobs)
         from hako.images.manifest import parse_manifest
 
         manifest = parse_manifest(mdata)
@@ -95,12 +95,3 @@ def import_tarball(store: ImageStore, path: Path, ref: str | None, *, message: s
         rollback(store, new_layers, new_blobs, image_id)
         raise
 
-
-def _put_new(store: ImageStore, data: bytes, new_blobs: list[str]) -> str:
-    import hashlib
-
-    digest = "sha256:" + hashlib.sha256(data).hexdigest()
-    if not store.content.has(digest):
-        store.content.put(data, digest)
-        new_blobs.append(digest)
-    return digest

@@ -8,6 +8,7 @@ blobs this pull created are removed again.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 from collections.abc import Callable, Iterator
@@ -128,7 +129,7 @@ def resolve(store: ImageStore, client: Any, ref: Reference, platform: str | None
     repo = ref.repository
     top = client.get_manifest(repo, ref.reference)
     parsed = parse_manifest(top.data, top.media_type)
-    _keep(store, top.data, top.digest, new_blobs)
+    put_new_blob(store, top.data, new_blobs, top.digest)
     mdigest = top.digest
     if isinstance(parsed, Index):
         desc = select_platform(parsed, Platform.parse(platform) if platform else None)
@@ -136,7 +137,7 @@ def resolve(store: ImageStore, client: Any, ref: Reference, platform: str | None
         parsed = parse_manifest(sub.data, sub.media_type)
         if not isinstance(parsed, Manifest):
             raise RegistryError(f"manifest {desc.digest}: nested indexes are not supported")
-        _keep(store, sub.data, sub.digest, new_blobs)
+        put_new_blob(store, sub.data, new_blobs, sub.digest)
         mdigest = sub.digest
     assert isinstance(parsed, Manifest)
     cdesc = parsed.config
@@ -148,7 +149,7 @@ def resolve(store: ImageStore, client: Any, ref: Reference, platform: str | None
         cdata = client.get_blob(repo, cdesc.digest)
         if len(cdata) != cdesc.size:
             raise RegistryError(f"config {cdesc.digest}: got {len(cdata)} bytes, expected {cdesc.size}")
-        _keep(store, cdata, cdesc.digest, new_blobs)
+        put_new_blob(store, cdata, new_blobs, cdesc.digest)
     try:
         config = json.loads(cdata)
     except ValueError:
@@ -162,10 +163,14 @@ def resolve(store: ImageStore, client: Any, ref: Reference, platform: str | None
     return Resolved(top.digest, mdigest, parsed, config, cdesc.digest)
 
 
-def _keep(store: ImageStore, data: bytes, digest: str, new_blobs: list[str]) -> None:
+def put_new_blob(store: ImageStore, data: bytes, new_blobs: list[str], digest: str | None = None) -> str:
+    """Store ``data`` (checked against ``digest`` if given); a new blob is noted for rollback."""
+    if digest is None:
+        digest = "sha256:" + hashlib.sha256(data).hexdigest()
     if not store.content.has(digest):
         store.content.put(data, digest)
         new_blobs.append(digest)
+    return digest
 
 
 def plan(store: ImageStore, manifest: Manifest, config: dict[str, Any]) -> tuple[list[LayerJob], list[str], list[str]]:
