@@ -279,22 +279,26 @@ def load(store: ImageStore, path: Path, quiet: bool = True, tag: str | None = No
             shutil.rmtree(tmpdir, ignore_errors=True)
 
 
+def _read_checked(ar: _Archive, name: str, digest: str, what: str) -> bytes:
+    """Member ``name``, refused unless its content hashes to ``digest``."""
+    data = ar.read(name)
+    if "sha256:" + hashlib.sha256(data).hexdigest() != digest:
+        raise HakoError(f"archive {ar.path}: {what} {digest} ({name}) does not match its digest")
+    return data
+
+
 def _load_image(store: ImageStore, ar: _Archive, mdata: bytes, mdigest: str, m: Manifest,
                 tags: list[str], digests: dict[str, str], blob_name: Any) -> str:
     from hako.images import progress as progmod
-    from hako.images.puller import LayerJob, Resolved, plan, record, rollback, run_jobs
+    from hako.images.puller import LayerJob, Resolved, plan, put_new_blob, record, rollback, run_jobs
 
     new_layers: list[str] = []
     new_blobs: list[str] = []
-    cdata = ar.read(blob_name(m.config))
-    if "sha256:" + hashlib.sha256(cdata).hexdigest() != m.config.digest:
-        raise HakoError(f"archive {ar.path}: config {m.config.digest} does not match its digest")
+    cdata = _read_checked(ar, blob_name(m.config), m.config.digest, "config")
     image_id = m.config.digest
     try:
-        for data, digest in ((mdata, mdigest), (cdata, m.config.digest)):
-            if not store.content.has(digest):
-                store.content.put(data, digest)
-                new_blobs.append(digest)
+        put_new_blob(store, mdata, new_blobs, mdigest)
+        put_new_blob(store, cdata, new_blobs, m.config.digest)
         config = json.loads(cdata)
         r = Resolved(mdigest, mdigest, m, config, m.config.digest)
         jobs, diff_ids, chains = plan(store, m, config)
@@ -305,7 +309,7 @@ def _load_image(store: ImageStore, ar: _Archive, mdata: bytes, mdigest: str, m: 
         sizes = run_jobs(store, jobs, source, progmod.make(True), new_layers, new_blobs)
         return record(store, r, chains, diff_ids, sizes, tags, digests)
     except BaseException:
-        rollback(store, new_layers, new_blobs, image_id if store.db.image(image_id) else None)
+        rollback(store, new_layers, new_blobs, image_id)
         raise
 
 
@@ -328,17 +332,13 @@ def _load_oci(store: ImageStore, ar: _Archive, tag: str | None = None) -> list[s
                 tags = [str(parse(name))]
             except InvalidReference:
                 tags = []
-        mdata = ar.read(ar.blob_name(desc.digest))
-        mdigest = "sha256:" + hashlib.sha256(mdata).hexdigest()
-        if mdigest != desc.digest:
-            raise HakoError(f"archive {ar.path}: manifest {desc.digest} does not match its digest")
+        mdigest = desc.digest
+        mdata = _read_checked(ar, ar.blob_name(mdigest), mdigest, "manifest")
         m = parse_manifest(mdata, desc.media_type)
         if isinstance(m, Index):
             child = select_platform(m)
-            mdata = ar.read(ar.blob_name(child.digest))
-            mdigest = "sha256:" + hashlib.sha256(mdata).hexdigest()
-            if mdigest != child.digest:
-                raise HakoError(f"archive {ar.path}: manifest {child.digest} does not match its digest")
+            mdigest = child.digest
+            mdata = _read_checked(ar, ar.blob_name(mdigest), mdigest, "manifest")
             m = parse_manifest(mdata, child.media_type)
         assert isinstance(m, Manifest)
         ids.append(_load_image(store, ar, mdata, mdigest, m, tags, {},
@@ -355,6 +355,8 @@ def _load_docker(store: ImageStore, ar: _Archive) -> list[str]:
         raise HakoError(f"archive {ar.path}: manifest.json must be a list")
     ids = []
     for i, e in enumerate(entries):
+        if not isinstance(e, dict):
+            raise ConfigError(f"{ar.path}: manifest.json[{i}]", "must be an object")
         cname = e.get("Config")
         if not isinstance(cname, str):
             raise ConfigError(f"manifest.json[{i}].Config", "missing")
