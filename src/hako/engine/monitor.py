@@ -71,10 +71,34 @@ def now_rfc3339(t: float | None = None) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{int((t - secs) * 1e9):09d}Z"
 
 
+def read_file(path: str) -> bytes:
+    """A whole (small) file through the posix module alone: a forked monitor that made the io
+    module's objects and buffers would dirty pages it otherwise shares with its parent."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        chunks: list[bytes] = []
+        while True:
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+
+
+def write_file(path: str, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
+
+
 def proc_start_time(pid: int) -> str:
     try:
-        with open(f"/proc/{pid}/stat") as f:
-            data = f.read()
+        data = read_file(f"/proc/{pid}/stat").decode(errors="replace")
     except OSError:
         return ""
     # Field 22 (starttime); the command name in parentheses may contain spaces. A zombie is dead.
@@ -84,14 +108,12 @@ def proc_start_time(pid: int) -> str:
 
 def write_atomic(path: str, data: dict) -> None:
     tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "wb") as f:
-        f.write(marshal.dumps(data))
+    write_file(tmp, marshal.dumps(data))
     os.rename(tmp, path)
 
 
 def read_marshal(path: str) -> dict:
-    with open(path, "rb") as f:
-        return dict(marshal.loads(f.read()))
+    return dict(marshal.loads(read_file(path)))
 
 
 _PRCTL: Callable[..., int] | None = None
@@ -412,8 +434,7 @@ class Monitor:
                 os.close(out_r)
             msg = self.runtime_error() or out.decode(errors="replace").strip() or f"runtime create exited {code}"
             return False, msg, exit_code_for(msg)
-        with open(pid_file) as f:
-            self.pid = int(f.read().strip())
+        self.pid = int(read_file(pid_file).strip())
         if s.get("tty"):
             os.close(err_r)
             if self.master_fd >= 0:
