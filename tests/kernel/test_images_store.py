@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from hako.errors import Conflict, NotFound
+from hako.errors import Conflict, HakoError, NotFound
 from hako.images.store import ImageStore
 from hako.testing import images as ti
 
@@ -176,3 +176,13 @@ def test_prune_all_unmounts_first(image_store: ImageStore, rootfs_tar: Path) -> 
     assert (path / "bin/busybox").is_file()
     assert f"Deleted: {img.id}" in image_store.prune(all_images=True)
     assert not path.exists() and image_store.list() == []
+
+
+def test_load_refuses_a_layout_whose_config_was_tampered_with(image_store: ImageStore, tmp_path: Path) -> None:
+    b = ti.build_image([ti.tar_entries([ti.Entry("hello.txt", data=b"hi")])])
+    layout = ti.write_layout(tmp_path / "layout", b)
+    cdigest = json.loads(b.manifest)["config"]["digest"]
+    (layout / "blobs/sha256" / cdigest[7:]).write_bytes(b'{"tampered": true}')
+    with pytest.raises(HakoError, match=f"config {cdigest} .* does not match its digest"):
+        image_store.load(layout)
+    assert image_store.list() == [] and list(image_store.content.digests()) == []
