@@ -1,20 +1,25 @@
 """The per-container monitor: one small process per running container, outliving the CLI.
 
-It is started as ``python -S -c 'from hako.engine.monitor import main; main()' DIR SYNC_FD CLIENT_FD``
+It is started as ``python -S -c 'from hako.engine.monitor import main; main()' DIR SYNC_FD CLIENT_FD MODE``
 (double-forked and ``setsid`` by the CLI, which also makes it the child subreaper: that setting
-survives execve), or forked by an already running monitor of the same store on request (``SPAWN``
-on its attach socket, with the fds passed over SCM_RIGHTS), which shares that interpreter's pages
-copy-on-write and skips the interpreter's start-up. Its resident size is paid once per container, so it imports only modules built
-into the interpreter (posix, _socket, _signal, select, _struct, time, marshal): no ``os``, ``json``,
-``socket`` or ``signal`` (those pull in ``re`` and ``enum``). The container's init is re-parented to it,
-so it collects the exit status; it holds the container's stdio (pipes, or a pty received over the
-runtime's ``--console-socket``), writes json-file logs with rotation, serves attach clients on
-``attach.sock``, runs health checks through the runtime's ``exec`` and applies the restart policy.
+survives execve; ``DIR`` may be ``fd:N``, a pipe on which the directory arrives once the engine has
+created the container, so that this interpreter's start-up overlaps the create), or forked by an
+already running monitor of the same store on request (``SPAWN`` on its attach socket, with the fds
+passed over SCM_RIGHTS), which shares that interpreter's pages copy-on-write and skips the
+interpreter's start-up. Its resident size is paid once per container, so it imports only modules
+built into the interpreter (posix, _socket, _signal, select, _struct, time, marshal): no ``os``,
+``json``, ``socket``, ``signal`` or ``io`` objects (files are read and written through posix fds),
+and a forked monitor makes as few new objects as it can: each one dirties a page it would
+otherwise share. With ``MODE`` ``inprocess`` (hako's own runtime) it imports ``hako.runtime`` once
+and runs each runtime command in a forked child (``fork_runtime``) instead of a new interpreter.
+The container's init is re-parented to it, so it collects the exit status; it holds the container's
+stdio (pipes, or a pty received over the runtime's ``--console-socket``), writes json-file logs with
+rotation, serves attach clients on ``attach.sock``, runs health checks through the runtime's ``exec``
+and applies the restart policy.
 
 Its output is ``state`` (a marshal dict written atomically) plus the logs; everything it needs
 comes from ``monitor.spec`` (marshal) written by the engine before it was started.
 """
-
 from __future__ import annotations
 
 import _signal
