@@ -138,5 +138,18 @@ def test_clean_tmp_removes_only_stale_entries(tmp_path: Path) -> None:
     (stale / "f").write_text("x")
     fresh.mkdir()
     os.utime(stale, (1, 1))
-    assert snap.clean_tmp() == 1
+    stale_file = tmp_path / "tmp/stale-file"
+    stale_file.write_text("x")
+    os.utime(stale_file, (1, 1))
+    assert snap.clean_tmp() == 2
     assert os.listdir(tmp_path / "tmp") == ["fresh"]
+
+
+def test_layer_ids_lists_what_is_on_disk(tmp_path: Path) -> None:
+    snap = Snapshotter(tmp_path, driver="overlay")
+    chain = "sha256:" + "a" * 64
+    with snap.new_layer(chain):
+        pass
+    with snap.new_layer("plain"):
+        pass
+    assert snap.layer_ids() == [chain]

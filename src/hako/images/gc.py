@@ -99,45 +99,14 @@ def collect(store: ImageStore) -> list[str]:
             store.content.delete(d)
     store.content.sweep_tmp(older_than=0.0)
     removed += _orphan_layers(store, chains | known)
-    _sweep_snapshot_tmp(store)
+    # Half-unpacked layers of killed pulls. Only old entries: the engine also builds
+    # flattened lower dirs there, outside our lock, and none takes an hour.
+    store.snapshotter.clean_tmp(older_than=3600.0)
     return removed
 
 
 def _orphan_layers(store: ImageStore, keep: set[str]) -> list[str]:
-    """Layers a killed pull committed before it could record them (snapshotter layout:
-    ``layers/sha256-<hex>``). Safe under the exclusive lock: no pull of ours is running."""
-    out: list[str] = []
-    layers_dir = store.root / "layers"
-    if not layers_dir.is_dir():
-        return out
-    for p in layers_dir.iterdir():
-        algo, _, hexpart = p.name.partition("-")
-        chain = f"{algo}:{hexpart}"
-        if algo == "sha256" and len(hexpart) == 64 and chain not in keep:
-            try:
-                store.snapshotter.remove_layer(chain)
-            except (OSError, HakoError):
-                continue
-            out.append(chain)
-    return out
-
-
-def _sweep_snapshot_tmp(store: ImageStore, older_than: float = 3600.0) -> None:
-    """Half-unpacked layers of killed pulls. Only old entries: the engine also builds
-    flattened lower dirs there, outside our lock, and none takes an hour."""
-    import shutil
-    import time
-
-    tmp = store.root / "tmp"
-    if not tmp.is_dir():
-        return
-    now = time.time()
-    for p in tmp.iterdir():
-        try:
-            if now - p.lstat().st_mtime >= older_than:
-                if p.is_dir() and not p.is_symlink():
-                    shutil.rmtree(p)
-                else:
-                    p.unlink()
-        except OSError:
-            pass
+    """Layers a killed pull committed before it could record them. Safe under the
+    exclusive lock: no pull of ours is running."""
+    ours = {c for c in store.snapshotter.layer_ids() if c.startswith("sha256:") and len(c) == 71}
+    return _remove_layers(store, ours - keep)

@@ -108,6 +108,15 @@ class Snapshotter:
     def _link(self, chain_id: str) -> Path:
         return self.root / "l" / _short(chain_id)
 
+    def layer_ids(self) -> list[str]:
+        """The ``algo:hex`` chain ids of the layers on disk, recorded by the caller or not."""
+        out = []
+        for name in os.listdir(self.root / "layers"):
+            algo, sep, rest = name.partition("-")
+            if sep and _KEY_RE.match(name):
+                out.append(f"{algo}:{rest}")
+        return out
+
     def has_layer(self, chain_id: str) -> bool:
         return self._layer_dir(chain_id).is_dir()
 
@@ -190,9 +199,14 @@ class Snapshotter:
                     old = entry.stat(follow_symlinks=False).st_mtime < limit
                 except FileNotFoundError:
                     continue  # its writer committed or removed it meanwhile
-                if old:
+                if not old:
+                    continue
+                if entry.is_dir(follow_symlinks=False):
                     shutil.rmtree(entry.path, ignore_errors=True)
-                    removed += 1
+                else:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(entry.path)
+                removed += 1
         return removed
 
     # -- containers -------------------------------------------------------------------
