@@ -39,6 +39,8 @@ def test_pull_images_inspect_tag_rmi(tmp_path: Path, test_images: ImageSet) -> N
     assert [(r["Repository"], r["Tag"], r["Id"]) for r in rows] == [
         (f"{test_images.registry.host}/hako-test/busybox", "latest", image_id)]
     assert hako(root, "images", "-q").stdout.split() == [image_id[7:19]]
+    out = hako(root, "images", "--format", "{{.ID}}\t{{.Tag}}").stdout
+    assert out == f"{image_id[7:19]}\tlatest\n"
     table = hako(root, "images").stdout.splitlines()
     assert table[0].split()[:3] == ["REPOSITORY", "TAG", "IMAGE"] and image_id[7:19] in table[1]
     [d] = json.loads(hako(root, "image", "inspect", ref).stdout)

@@ -117,7 +117,8 @@ def cmd_images(args: argparse.Namespace) -> int:
         return 0
     if args.format and args.format != "table":
         for r in rows:
-            print(_template(args.format, r))
+            # Docker's templates spell the id .ID, and show it short unless --no-trunc.
+            print(_go_format(args.format, {**r, "ID": r["Id"] if args.no_trunc else r["Id"][7:19]}))
         return 0
     headers = ["REPOSITORY", "TAG"] + (["DIGEST"] if args.digests else []) + ["IMAGE ID", "CREATED", "SIZE"]
     table = [headers]
@@ -148,14 +149,6 @@ def _matches(image: Any, flt: str) -> bool:
         k, eq, v = value.partition("=")
         return k in labels and (not eq or labels[k] == v)
     raise ConfigError("--filter", f"unsupported filter {flt!r}: use dangling, reference or label")
-
-
-def _template(fmt: str, row: dict[str, Any]) -> str:
-    """Tiny subset of Go templates: ``{{.Field}}`` only."""
-    import re
-
-    out = fmt.replace("\\t", "\t")
-    return re.sub(r"\{\{\s*\.(\w+)\s*\}\}", lambda m: str(row.get(m.group(1), "")), out)
 
 
 def cmd_rmi(args: argparse.Namespace) -> int:
