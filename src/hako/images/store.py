@@ -107,13 +107,12 @@ class ImageStore:
         except InvalidReference:
             ref = None
         if ref is not None:
-            found = self.db.by_digest(f"{ref.name}@{ref.digest}") if ref.digest else self.db.by_tag(str(ref))
+            found = self._by_reference(ref)
             if found:
                 return found
             if ref.registry == "docker.io" and "/" not in s.split(":")[0].split("@")[0]:
                 # Short names of images made here (import, tag) may also live under localhost/.
-                alt = parse("localhost/" + s)
-                found = self.db.by_digest(f"{alt.name}@{alt.digest}") if alt.digest else self.db.by_tag(str(alt))
+                found = self._by_reference(parse("localhost/" + s))
                 if found:
                     return found
         if is_image_id(s):
@@ -123,6 +122,9 @@ class ImageStore:
             if len(ids) > 1:
                 raise Conflict(f"image id {ref_or_id} is ambiguous: {len(ids)} images match")
         raise NotFound(f"image {ref_or_id} not found")
+
+    def _by_reference(self, ref: Reference) -> str | None:
+        return self.db.by_digest(f"{ref.name}@{ref.digest}") if ref.digest else self.db.by_tag(str(ref))
 
     def get(self, ref_or_id: str) -> Image:
         row = self.db.image(self.resolve_id(ref_or_id))
