@@ -40,7 +40,7 @@ def test_go_format_and_template() -> None:
     assert cli._go_format("{{.Os}}/{{ .Config.Cmd }}", obj) == "linux/[sh]"
     assert cli._go_format("{{json .Config}}", obj) == '{"Cmd": ["sh"], "Env": null}'
     assert cli._go_format("{{.Missing.Deep}}|{{.RepoTags}}", obj) == "|[a:1 b:2]"
-    assert cli._template("{{.Repository}}\\t{{.Tag}}", {"Repository": "r", "Tag": "t"}) == "r\tt"
+    assert cli._go_format("{{.Repository}}\\t{{.Tag}}", {"Repository": "r", "Tag": "t"}) == "r\tt"
 
 
 def test_bool_flag() -> None:
