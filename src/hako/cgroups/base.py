@@ -79,21 +79,20 @@ def read_keyed(path: str) -> dict[str, int]:
 
 def write(path: str, value: str, what: str = "") -> None:
     """Write one value; a missing file means the controller (or feature) is not there."""
+    hint = f" (for {what})" if what else ""
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
     except FileNotFoundError:
         ctrl = os.path.basename(path).split(".", 1)[0]
-        hint = f" (for {what})" if what else ""
         raise HakoError(
             f"cannot write {value!r} to {path}{hint}: the file does not exist; the {ctrl} "
             "controller or this feature is not available on this host"
         ) from None
     except OSError as e:
-        raise HakoError(f"cannot open {path}: {e.strerror}") from None
+        raise HakoError(f"cannot open {path}{hint} to write {value!r}: {e.strerror}") from None
     try:
         os.write(fd, value.encode())
     except OSError as e:
-        hint = f" (for {what})" if what else ""
         raise HakoError(f"cannot write {value!r} to {path}{hint}: {e.strerror}") from None
     finally:
         os.close(fd)
