@@ -188,3 +188,20 @@ def test_manifest_digest_header_mismatch(monkeypatch: pytest.MonkeyPatch, tmp_pa
     with RegistryClient("127.0.0.1:1", root=tmp_path) as c:
         with pytest.raises(RegistryError, match="registry says sha256:1111"):
             c.get_manifest("r", "latest")
+
+
+def test_oversized_manifest_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import httpx
+
+    from hako.images.registry import MAX_MANIFEST
+
+    def handler(req: httpx.Request) -> httpx.Response:
+        if req.url.path == "/v2/":
+            return httpx.Response(200)
+        return httpx.Response(200, stream=httpx.ByteStream(b" " * (MAX_MANIFEST + 1)),
+                              headers={"Content-Type": mt.OCI_MANIFEST})
+
+    _mock(monkeypatch, handler)
+    with RegistryClient("127.0.0.1:1", root=tmp_path) as c:
+        with pytest.raises(RegistryError, match="larger than"):
+            c.get_manifest("r", "latest")

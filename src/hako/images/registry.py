@@ -27,6 +27,8 @@ RETRIES = 4
 CHUNK = 1 << 20
 UPLOAD_CHUNK = 16 << 20
 TRANSIENT = {408, 429, 500, 502, 503, 504}
+# What containerd accepts too: a manifest is a few KiB, a bigger answer is an attack on memory.
+MAX_MANIFEST = 4 << 20
 
 
 def is_loopback(host: str) -> bool:
@@ -224,13 +226,24 @@ class RegistryClient:
     # -- manifests ---------------------------------------------------------------------
     def get_manifest(self, repo: str, reference: str) -> ManifestResponse:
         scope = f"repository:{repo}:pull"
-        r = self.request("GET", f"/v2/{repo}/manifests/{reference}", scope=scope,
+        what = f"manifest {self.host}/{repo}:{reference}"
+        r = self.request("GET", f"/v2/{repo}/manifests/{reference}", scope=scope, stream=True,
                          headers={"Accept": mt.ACCEPT_MANIFESTS})
-        if r.status_code == 404:
-            raise NotFound(f"manifest {self.host}/{repo}:{reference} not found")
-        if r.status_code != 200:
-            raise RegistryError(self._error(r, f"manifest {self.host}/{repo}:{reference}"))
-        data = r.content
+        try:
+            if r.status_code == 404:
+                raise NotFound(f"{what} not found")
+            if r.status_code != 200:
+                raise RegistryError(self._error(r, what))
+            buf = bytearray()
+            for chunk in r.iter_bytes():
+                buf += chunk
+                if len(buf) > MAX_MANIFEST:
+                    raise RegistryError(f"{what}: larger than {MAX_MANIFEST} bytes; refused")
+        except (httpx.TransportError, httpx.StreamError) as exc:
+            raise RegistryError(f"{what}: {type(exc).__name__}: {exc}") from None
+        finally:
+            r.close()
+        data = bytes(buf)
         import hashlib
 
         digest = "sha256:" + hashlib.sha256(data).hexdigest()
@@ -238,8 +251,8 @@ class RegistryClient:
             raise RegistryError(f"manifest {reference}: content digest is {digest}: corrupted or tampered")
         claimed = r.headers.get("Docker-Content-Digest", "")
         if claimed.startswith("sha256:") and claimed != digest:
-            raise RegistryError(f"manifest {self.host}/{repo}:{reference}: registry says {claimed} but the "
-                                f"content digest is {digest}: corrupted or tampered")
+            raise RegistryError(f"{what}: registry says {claimed} but the content digest is {digest}: "
+                                "corrupted or tampered")
         ctype = r.headers.get("Content-Type", "").split(";")[0].strip()
         return ManifestResponse(data, ctype, digest)
 
