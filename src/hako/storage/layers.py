@@ -49,7 +49,7 @@ OPAQUE_XATTR = "trusted.overlay.opaque"
 IMPLICIT_XATTR = "trusted.hako.implicit"
 PAX_XATTR_PREFIX = "SCHILY.xattr."
 # A layer must not steer overlayfs (redirects, metacopy, opaque) nor our own bookkeeping.
-_FORBIDDEN_XATTRS = ("trusted.overlay.", "user.overlay.", "trusted.hako.")
+FORBIDDEN_XATTRS = ("trusted.overlay.", "user.overlay.", "trusted.hako.")
 
 # Deeper trees would only serve to exhaust recursion in tools that walk them (ours too).
 MAX_DEPTH = 400
@@ -651,7 +651,7 @@ class _Extractor:
             if not key.startswith(PAX_XATTR_PREFIX):
                 continue
             attr = key[len(PAX_XATTR_PREFIX) :]
-            if attr.startswith(_FORBIDDEN_XATTRS):
+            if attr.startswith(FORBIDDEN_XATTRS):
                 continue
             out.append((attr, value.encode("utf-8", "surrogateescape")))
         return out

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hako.errors import HakoError, KernelError
+from hako.storage.layers import FORBIDDEN_XATTRS, OPAQUE_XATTR
 from hako.sys.libc import LIBC
 
-OPAQUE_XATTR = "trusted.overlay.opaque"
 # mount(2) copies one page of options; the kernel needs the terminating NUL in it too.
 OPTIONS_LIMIT = 4095
 # overlayfs refuses more lower layers than this (OVL_MAX_STACK).
@@ -175,8 +175,8 @@ def _copy_meta(src: str, dst: str, st: os.stat_result, is_link: bool) -> None:
     except OSError:
         names = []
     for name in names:
-        if name.startswith(("trusted.overlay.", "user.overlay.", "trusted.hako.")):
-            continue
+        if name.startswith(FORBIDDEN_XATTRS):
+            continue  # overlay-format markers are turned into real deletions here, not copied
         try:
             os.setxattr(dst, name, os.getxattr(src, name, follow_symlinks=False), follow_symlinks=False)
         except OSError as e:
