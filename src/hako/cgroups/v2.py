@@ -7,7 +7,6 @@ import os
 from hako.cgroups import stats as st
 from hako.cgroups.base import (
     CgroupManager,
-    read,
     read_int,
     read_keyed,
     read_opt,
@@ -286,6 +285,3 @@ class V2Manager(CgroupManager):
                 last = max(last, now)
         finally:
             os.close(fd)
-
-    def current_controllers(self) -> list[str]:
-        return read(f"{self.path}/cgroup.controllers").split()

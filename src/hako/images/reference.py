@@ -48,12 +48,6 @@ class Reference:
         """What goes into ``/v2/<name>/manifests/<reference>``: the digest wins over the tag."""
         return self.digest or self.tag or DEFAULT_TAG
 
-    def with_tag(self, tag: str) -> Reference:
-        return Reference(self.registry, self.repository, tag, None)
-
-    def with_digest(self, digest: str) -> Reference:
-        return Reference(self.registry, self.repository, None, digest)
-
     def _suffix(self) -> str:
         return (f":{self.tag}" if self.tag else "") + (f"@{self.digest}" if self.digest else "")
 
