@@ -170,9 +170,10 @@ def test_pull_from_archive_transport(image_store: ImageStore, rootfs_tar: Path, 
     other.close()
 
 
-def test_prune_all_unmounts_first(image_store: ImageStore, rootfs_tar: Path) -> None:
+def test_prune_all_unmounts_first(image_store: ImageStore, rootfs_tar: Path, mounts: list[Path]) -> None:
     img = image_store.import_tarball(rootfs_tar, "mounted")
     path = image_store.mount("mounted")
+    mounts.append(path)  # detached at teardown if prune did not
     assert (path / "bin/busybox").is_file()
     assert f"Deleted: {img.id}" in image_store.prune(all_images=True)
     assert not path.exists() and image_store.list() == []
