@@ -223,7 +223,10 @@ class ImageStore:
              quiet: bool = False, compression: str = "gzip") -> str:
         from hako.images.pusher import push
 
-        return push(self, ref_or_id, dest, tls_verify=tls_verify, quiet=quiet, compression=compression)
+        # Shared, like a pull: the compressed blobs a push makes are unreferenced until it
+        # records the pushed digest, and prune must not sweep them mid-upload.
+        with self.lock():
+            return push(self, ref_or_id, dest, tls_verify=tls_verify, quiet=quiet, compression=compression)
 
     def save(self, refs: list[str], output: Path, fmt: str = "oci-archive") -> None:
         from hako.images.archive import save
