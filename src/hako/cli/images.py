@@ -293,17 +293,22 @@ def cmd_exists(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
+    from hako.images.importer import DEFAULT_PATH
+
     changes: dict[str, Any] = {}
     for c in args.change or []:
         key, _, val = c.partition(" ")
         key = key.upper()
         val = val.strip()
         if key in ("CMD", "ENTRYPOINT"):
-            changes[key.capitalize() if key == "CMD" else "Entrypoint"] = (
-                json.loads(val) if val.startswith("[") else ["/bin/sh", "-c", val])
+            try:
+                argv = json.loads(val) if val.startswith("[") else ["/bin/sh", "-c", val]
+            except ValueError as exc:
+                raise ConfigError("--change", f"{c!r}: not a JSON array: {exc}") from None
+            changes["Cmd" if key == "CMD" else "Entrypoint"] = argv
         elif key == "ENV":
             k, _, v = val.partition("=")
-            changes.setdefault("Env", ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"])
+            changes.setdefault("Env", [DEFAULT_PATH])
             changes["Env"].append(f"{k}={v}")
         elif key == "WORKDIR":
             changes["WorkingDir"] = val
