@@ -108,3 +108,11 @@ def test_config_diff_ids() -> None:
     assert config_diff_ids({"rootfs": {"type": "layers", "diff_ids": [D1]}}) == [D1]
     with pytest.raises(ConfigError, match="config.rootfs"):
         config_diff_ids({})
+
+
+@pytest.mark.parametrize("bad", ["sha256:" + "../" * 21 + "x", "sha256:" + "A" * 64, "sha512:" + "1" * 128])
+def test_descriptor_digest_must_be_sha256_hex(bad: str) -> None:
+    data = json.dumps({"schemaVersion": 2, "mediaType": mt.OCI_MANIFEST, "config": desc(D1, mtype=mt.OCI_CONFIG),
+                       "layers": [desc(bad, mtype=mt.OCI_LAYER_GZIP)]}).encode()
+    with pytest.raises(ConfigError, match=r"layers\[0\]\.digest"):
+        parse_manifest(data)
