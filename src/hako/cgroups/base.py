@@ -15,6 +15,8 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from typing import Any
 
+    from hako.cgroups.resources import Resources
+
 SIGKILL = 9  # signal.SIGKILL without importing signal (and enum) on the start-up path
 
 # How long destroy() waits for exiting processes to leave a cgroup (rmdir answers EBUSY).
@@ -164,8 +166,15 @@ class CgroupManager(ABC):
     @abstractmethod
     def apply(self, pid: int) -> None: ...
 
+    def set(self, resources: dict[str, Any], *, path: str = "linux.resources") -> None:
+        """Validate ``resources`` (errors name ``path``) and write them."""
+        # Imported here: validation (re, dataclasses) is only needed by create and update.
+        from hako.cgroups.resources import parse
+
+        self.set_parsed(parse(resources, path), path)
+
     @abstractmethod
-    def set(self, resources: dict[str, Any], *, path: str = "linux.resources") -> None: ...
+    def set_parsed(self, r: Resources, path: str = "linux.resources") -> None: ...
 
     def update(self, resources: dict[str, Any], *, path: str = "resources") -> None:
         """Change a live cgroup: only the fields given are written."""

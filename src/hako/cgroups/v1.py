@@ -121,12 +121,6 @@ class V1Manager(CgroupManager):
 
     # -- limits -------------------------------------------------------------------------------
 
-    def set(self, resources: dict[str, Any], *, path: str = "linux.resources") -> None:
-        # Imported here: validation (re, dataclasses) is only needed by create and update.
-        from hako.cgroups.resources import parse
-
-        self.set_parsed(parse(resources, path), path)
-
     def set_parsed(self, r: Resources, path: str = "linux.resources") -> None:
         if r.unified:
             raise ConfigError(f"{path}.unified", "needs cgroup v2; this host's containers use cgroup v1")
