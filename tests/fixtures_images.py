@@ -177,9 +177,13 @@ def token_registry(scratch_root: Path) -> Iterator[tuple[ti.RegistryProcess, Tok
     if not shutil.which("openssl"):
         pytest.skip("openssl not installed")
     tokens = TokenServer(scratch_root / "token")
-    reg = ti.start_registry(scratch_root / "registry-token", token_auth={
-        "realm": tokens.url, "service": "hako-test-registry", "issuer": "hako-test-issuer",
-        "rootcertbundle": str(tokens.cert)})
-    yield reg, tokens
-    reg.stop()
-    tokens.close()
+    try:
+        reg = ti.start_registry(scratch_root / "registry-token", token_auth={
+            "realm": tokens.url, "service": "hako-test-registry", "issuer": "hako-test-issuer",
+            "rootcertbundle": str(tokens.cert)})
+        try:
+            yield reg, tokens
+        finally:
+            reg.stop()
+    finally:
+        tokens.close()
