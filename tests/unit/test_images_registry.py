@@ -205,3 +205,18 @@ def test_oversized_manifest_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_path
     with RegistryClient("127.0.0.1:1", root=tmp_path) as c:
         with pytest.raises(RegistryError, match="larger than"):
             c.get_manifest("r", "latest")
+
+
+def test_credentials_never_go_to_a_plain_http_token_server(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import httpx
+
+    def handler(req: httpx.Request) -> httpx.Response:
+        assert req.url.host == "registry.example", "nothing may reach the token server"
+        return httpx.Response(401, headers={"WWW-Authenticate": 'Bearer realm="http://auth.example/token"'})
+
+    from hako.images.auth import Credentials
+
+    _mock(monkeypatch, handler)
+    with RegistryClient("registry.example:5000", root=tmp_path, credentials=Credentials("u", "p")) as c:
+        with pytest.raises(RegistryError, match="plain HTTP"):
+            c.get_manifest("r", "latest")

@@ -173,8 +173,14 @@ class RegistryClient:
             creds = self.credentials
             value = creds.basic() if creds else None
         elif ch.scheme == "bearer":
-            client, _ = self._ensure()
-            value = "Bearer " + authmod.fetch_token(client, ch, scope, self.credentials)
+            client, base = self._ensure()
+            creds = self.credentials
+            realm = ch.params.get("realm", "")
+            if creds and base.startswith("https:") and realm.startswith("http:") \
+                    and not is_loopback(httpx.URL(realm).host):
+                raise RegistryError(f"registry {self.host}: token server {realm} is plain HTTP; "
+                                    "refusing to send the credentials there")
+            value = "Bearer " + authmod.fetch_token(client, ch, scope, creds)
         else:
             raise RegistryError(f"registry {self.host}: unsupported auth scheme {ch.scheme!r}")
         if value:
