@@ -41,3 +41,18 @@ def test_writer_abandoned_is_cleaned(tmp_path: Path) -> None:
         cs.read("sha256:" + "1" * 64)
     with pytest.raises(RegistryError):
         cs.path("md5:abc")
+
+
+def test_sweep_tmp_removes_stale_files_and_directories_only(tmp_path: Path) -> None:
+    import os
+
+    cs = ContentStore(tmp_path)
+    stale_file, stale_dir, fresh = cs.tmp_dir / "blob-dead", cs.tmp_dir / "load-dead", cs.tmp_dir / "blob-live"
+    stale_file.write_bytes(b"x")
+    stale_dir.mkdir()
+    (stale_dir / "archive.tar").write_bytes(b"x")  # what a killed `hako load` leaves
+    fresh.write_bytes(b"x")
+    for p in (stale_file, stale_dir):
+        os.utime(p, (1, 1))
+    assert cs.sweep_tmp() == 2
+    assert [p.name for p in cs.tmp_dir.iterdir()] == ["blob-live"]

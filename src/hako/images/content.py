@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -131,16 +132,23 @@ class ContentStore:
                 yield "sha256:" + p.name
 
     def sweep_tmp(self, older_than: float = 3600.0) -> int:
-        """Remove temp files of writers that died; younger ones may belong to a live pull."""
+        """Remove what writers that died left in tmp/ (blob files, and the directories of
+        ``load`` and ``save``); younger entries may belong to a live pull."""
+        import shutil
         import time
 
         n = 0
         now = time.time()
         for p in self.tmp_dir.iterdir():
             try:
-                if now - p.stat().st_mtime >= older_than:
+                st = p.lstat()
+                if now - st.st_mtime < older_than:
+                    continue
+                if stat.S_ISDIR(st.st_mode):
+                    shutil.rmtree(p)
+                else:
                     p.unlink()
-                    n += 1
+                n += 1
             except FileNotFoundError:
                 pass
         return n
