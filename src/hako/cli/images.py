@@ -225,7 +225,8 @@ def cmd_save(args: argparse.Namespace) -> int:
             return 0
         if sys.stdout.isatty():
             raise ConfigError("-o", "give an output file with -o FILE (refusing to write a tar to a terminal)")
-        with tempfile.TemporaryDirectory(dir=s.content.tmp_dir) as d:
+        # The store lock keeps prune (which empties blobs/tmp) away from our temp dir.
+        with s.lock(), tempfile.TemporaryDirectory(dir=s.content.tmp_dir) as d:
             out = Path(d) / "archive.tar"
             s.save(args.images, out, args.format)
             with open(out, "rb") as f:
@@ -246,7 +247,7 @@ def cmd_load(args: argparse.Namespace) -> int:
         else:
             if sys.stdin.isatty():
                 raise ConfigError("-i", "give an archive with -i FILE or on stdin")
-            with tempfile.TemporaryDirectory(dir=s.content.tmp_dir) as d:
+            with s.lock(), tempfile.TemporaryDirectory(dir=s.content.tmp_dir) as d:
                 tmp = Path(d) / "archive.tar"
                 with open(tmp, "wb") as f:
                     shutil.copyfileobj(sys.stdin.buffer, f, 1 << 20)

@@ -231,7 +231,8 @@ class ImageStore:
     def save(self, refs: list[str], output: Path, fmt: str = "oci-archive") -> None:
         from hako.images.archive import save
 
-        save(self, refs, Path(output), fmt)
+        with self.lock():  # prune must not delete the blobs being archived
+            save(self, refs, Path(output), fmt)
 
     def load(self, path: Path, quiet: bool = True, tag: str | None = None) -> list[Image]:
         from hako.images.archive import load
