@@ -60,3 +60,15 @@ def test_garbage_is_a_registry_error() -> None:
     r = LayerReader(iter([b"\x1f\x8bnot gzip at all"]), "gzip")
     with pytest.raises(RegistryError, match="decompress"):
         r.read(100)
+
+
+@pytest.mark.parametrize("kind", ["gzip", "xz", "bzip2"])
+def test_truncated_stream_is_an_error_not_a_shorter_layer(kind: str) -> None:
+    import bz2
+    import lzma
+
+    data = TAR
+    packed = {"gzip": gzip.compress, "xz": lzma.compress, "bzip2": bz2.compress}[kind](data)
+    r = LayerReader(iter([packed[: len(packed) // 2]]), kind, label="layer sha256:x")
+    with pytest.raises(RegistryError, match="layer sha256:x is truncated"):
+        r.read()

@@ -45,6 +45,10 @@ class _Gzip:
     def flush(self) -> bytes:
         return self.d.flush()
 
+    @property
+    def eof(self) -> bool:
+        return bool(self.d.eof)
+
 
 def decompressor(kind: str) -> Any:
     if kind == "gzip":
@@ -74,6 +78,9 @@ class LayerReader:
         self._chunks = chunks
         self._label = label
         self._d = decompressor(compression)
+        # These formats mark their end; zstd's decompressobj does not say across frames.
+        self._check_end = compression in ("gzip", "xz", "bzip2")
+        self._compression = compression
         self._blob = blob
         self._on_bytes = on_bytes
         # With a blob writer, its hasher is the blob digest: hash each byte once.
@@ -106,6 +113,9 @@ class LayerReader:
         if not self._eof:
             self._eof = True
             tail = self._d.flush() if hasattr(self._d, "flush") else b""
+            if self._check_end and not self._d.eof:
+                raise RegistryError(f"{self._label} is truncated (corrupted or tampered): its "
+                                    f"{self._compression} stream ends early")
             if tail:
                 self._push(tail)
                 return True
