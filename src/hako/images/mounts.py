@@ -26,9 +26,11 @@ def target(store: ImageStore, image: Image) -> Path:
 
 
 def is_mounted(path: Path) -> bool:
+    from hako.storage.overlay import mountinfo_path
+
     p = str(path)
     with open("/proc/self/mountinfo") as f:
-        return any(line.split()[4] == p for line in f)
+        return any(mountinfo_path(line.split()[4]) == p for line in f)
 
 
 def mount(store: ImageStore, image: Image) -> Path:

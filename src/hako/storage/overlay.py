@@ -134,6 +134,16 @@ def mount(spec: MountSpec, target: Path) -> None:
     _mount(spec.source, str(target), spec.type, flags | (MS_RDONLY if ro else 0), opts)
 
 
+def mountinfo_path(field: str) -> str:
+    """A path field of /proc/self/mountinfo as a path: the kernel writes space, tab,
+    newline and backslash as octal escapes (``\\040``)."""
+    if "\\" not in field:
+        return field
+    import re
+
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
 def unmount(target: Path) -> None:
     path = str(target).encode()
     if LIBC.umount2(path, 0) == 0:

@@ -63,8 +63,8 @@ def _mounted_user(cdir: Path) -> str | None:
     try:
         with open("/proc/self/mountinfo") as f:
             for line in f:
-                if any(n in line for n in needles):
-                    return line.split()[4].replace("\\040", " ")
+                if any(n in overlay.mountinfo_path(line) for n in needles):
+                    return overlay.mountinfo_path(line.split()[4])
     except OSError:
         pass
     return None
