@@ -50,3 +50,15 @@ def test_reads_docker_config_and_env_file(tmp_path: Path, monkeypatch: pytest.Mo
     auth.store(tmp_path / "root", "docker.io", auth.Credentials("mine", "x"))
     assert (tmp_path / "custom.json").exists()
     assert auth.lookup(tmp_path / "root", "docker.io") == auth.Credentials("mine", "x")
+
+
+def test_auths_that_is_not_an_object_names_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from hako.errors import ConfigError
+
+    path = tmp_path / "auth.json"
+    path.write_text('{"auths": ["oops"]}')
+    monkeypatch.setenv("REGISTRY_AUTH_FILE", str(path))
+    for call in (lambda: auth.lookup(tmp_path, "r.example"),
+                 lambda: auth.store(tmp_path, "r.example", auth.Credentials("u", "p"))):
+        with pytest.raises(ConfigError, match=f"{path}: auths"):
+            call()

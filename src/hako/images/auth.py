@@ -57,6 +57,15 @@ def _load(path: Path) -> dict:
     return data
 
 
+def _auths(path: Path, data: dict) -> dict:
+    auths = data.get("auths")
+    if auths is None:
+        return {}
+    if not isinstance(auths, dict):
+        raise ConfigError(f"{path}: auths", "must be a JSON object")
+    return auths
+
+
 def _keys(registry: str) -> list[str]:
     keys = [registry]
     if registry in ("docker.io", "registry-1.docker.io"):
@@ -67,7 +76,7 @@ def _keys(registry: str) -> list[str]:
 
 def lookup(root: Path, registry: str) -> Credentials | None:
     for path in read_paths(root):
-        auths = _load(path).get("auths") or {}
+        auths = _auths(path, _load(path))
         for key in _keys(registry):
             entry = auths.get(key)
             if isinstance(entry, dict) and entry.get("auth"):
@@ -96,7 +105,8 @@ def _save(path: Path, data: dict) -> None:
 def store(root: Path, registry: str, creds: Credentials) -> Path:
     path = write_path(root)
     data = _load(path)
-    data.setdefault("auths", {})[registry] = {
+    data["auths"] = _auths(path, data)
+    data["auths"][registry] = {
         "auth": base64.b64encode(f"{creds.username}:{creds.password}".encode()).decode()}
     _save(path, data)
     return path
@@ -105,7 +115,7 @@ def store(root: Path, registry: str, creds: Credentials) -> Path:
 def remove(root: Path, registry: str) -> bool:
     path = write_path(root)
     data = _load(path)
-    auths = data.get("auths") or {}
+    auths = _auths(path, data)
     if registry not in auths:
         return False
     del auths[registry]
