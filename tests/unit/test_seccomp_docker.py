@@ -94,3 +94,9 @@ def test_containers_common_profile_resolves_to_a_valid_oci_profile() -> None:
     out = from_docker(doc, caps=["CAP_CHOWN"], machine="x86_64", kernel="6.1.0")
     seccomp.validate(out)
     assert "read" in _names(out)
+
+
+def test_min_kernel_is_read_from_release_candidates_too() -> None:
+    # "6.18rc2" once read as 0.0 and dropped every minKernel rule.
+    out = from_docker(DOC, caps=[], machine="x86_64", kernel="6.18rc2")
+    assert "ptrace" in _names(out) and "future" not in _names(out)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import errno as errno_mod
 import os
+import re
 from typing import Any
 
 from hako.errors import ConfigError
@@ -33,14 +34,13 @@ _MACHINES: dict[str, tuple[str, str]] = {
 }
 
 _PASS_THROUGH = ("defaultAction", "flags", "listenerPath", "listenerMetadata")
+_RELEASE = re.compile(r"(\d+)(?:\.(\d+))?")
 
 
 def _kernel_version(release: str) -> tuple[int, int]:
-    parts = release.split("-", 1)[0].split(".")
-    try:
-        return int(parts[0]), int(parts[1]) if len(parts) > 1 else 0
-    except ValueError:
-        return (0, 0)
+    """(major, minor) of "6.1.0-13-amd64" or "6.18rc2"; (0, 0) when there is none."""
+    m = _RELEASE.match(release)
+    return (int(m.group(1)), int(m.group(2) or 0)) if m else (0, 0)
 
 
 def _errno_value(name: Any, path: str) -> int:
