@@ -39,13 +39,15 @@ def _row_roots(row: ImageRow) -> list[str]:
 
 
 def referenced(store: ImageStore) -> tuple[set[str], set[str]]:
+    """The blobs and layer chain ids some recorded image still needs."""
     blobs: set[str] = set()
+    chains: set[str] = set()
     for row in store.db.images():
         for d in _row_roots(row):
             manifest_blobs(store, d, blobs)
+        chains.update(row.chain_ids)
     for mdigest in store.db.digest_manifests().values():
         manifest_blobs(store, mdigest, blobs)
-    chains = {c for row in store.db.images() for c in row.chain_ids}
     return blobs, chains
 
 
