@@ -39,3 +39,35 @@ def test_create_imports_no_engine_layers(tmp_path: object) -> None:
     mods = _imported(["create", "--bundle", "/nonexistent", "x"], str(tmp_path))
     bad = [m for m in mods for h in HEAVY_CREATE if m == h or m.startswith(h + ".")]
     assert bad == []
+
+
+def _launcher() -> tuple[list[str], str]:
+    """(interpreter and flags from the shebang, path) of the venv's hako-runtime launcher."""
+    import os
+
+    path = os.path.join(os.path.dirname(sys.executable), "hako-runtime")
+    if not os.path.exists(path):
+        pytest.skip("no hako-runtime in this venv (scripts/setup writes it)")
+    with open(path) as f:
+        first = f.readline()
+    assert first.startswith("#!"), first
+    return first[2:].split(), path
+
+
+def test_launcher_starts_python_isolated_without_site() -> None:
+    # -I: PYTHON* variables ignored (CI may set PYTHONDONTWRITEBYTECODE); -S: no site import.
+    interp, _ = _launcher()
+    assert interp[1:] == ["-IS"], interp
+
+
+def test_launcher_state_loads_nothing_heavy(tmp_path: object) -> None:
+    interp, path = _launcher()
+    p = subprocess.run([*interp, "-X", "importtime", path, "--root", str(tmp_path), "state", "x"],
+                       capture_output=True, text=True, timeout=60)
+    mods = {line.rsplit("|", 1)[1].strip() for line in p.stderr.splitlines()
+            if line.startswith("import time:") and "|" in line}
+    assert "hako.runtime.cli" in mods, p.stderr
+    assert "site" not in mods
+    bad = [m for m in mods for h in HEAVY if m == h or m.startswith(h + ".")]
+    assert bad == []
+    assert p.returncode == 1 and "does not exist" in p.stderr, p.stderr

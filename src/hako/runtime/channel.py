@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import socket
 from typing import Any
+
+from hako.runtime import fastjson
 
 
 class Channel:
@@ -24,7 +25,7 @@ class Channel:
         """Send one message; a vanished peer is ignored unless ``strict`` (then OSError)."""
         fields["t"] = kind
         try:
-            self.sock.sendall(json.dumps(fields, separators=(",", ":")).encode() + b"\n")
+            self.sock.sendall(fastjson.dumps(fields).encode() + b"\n")
         except (BrokenPipeError, ConnectionResetError):
             if strict:
                 raise
@@ -40,7 +41,7 @@ class Channel:
                 return None
             self._buf += chunk
         line, self._buf = self._buf.split(b"\n", 1)
-        msg: dict[str, Any] = json.loads(line)
+        msg: dict[str, Any] = fastjson.loads(line)
         return msg
 
     def expect(self, kind: str, what: str) -> dict[str, Any]:

@@ -6,7 +6,6 @@ mounts) is undone when a later step fails, so a failed create leaves nothing beh
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -14,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hako.errors import ConfigError, HakoError
+from hako.runtime import fastjson as json
 from hako.runtime import log
 from hako.runtime.channel import Channel
 from hako.runtime.nsexec import NsPlan, bootstrap, write_id_maps
@@ -403,7 +403,7 @@ def _runtime_hooks(spec: Spec, cid: str, bundle: str, rootfs: str, pid: int) -> 
     state = json.dumps({
         "ociVersion": OCI_VERSION, "id": cid, "status": "creating", "pid": pid, "bundle": bundle,
         "rootfs": rootfs, "annotations": spec.annotations,
-    }, separators=(",", ":"))
+    })
     run_hooks("prestart", spec.hooks.prestart, state.encode())
     run_hooks("createRuntime", spec.hooks.create_runtime, state.encode())
     return state

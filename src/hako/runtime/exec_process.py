@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
 from hako.errors import ConfigError, HakoError
+from hako.runtime import fastjson as json
 from hako.runtime.argv import Parsed
 from hako.spec.runtime import Capabilities, Process, parse_process
 

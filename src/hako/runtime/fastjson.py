@@ -43,8 +43,12 @@ def loads(text: str | bytes) -> Any:
     start = len(text) - len(text.lstrip(_WS))
     try:
         obj, end = _json.make_scanner(_Ctx)(text, start)  # type: ignore[arg-type]
-    except StopIteration as e:
-        raise ValueError(f"invalid JSON at offset {e.value}") from None
+    except (StopIteration, SystemError):
+        # The C scanner builds its error from json.decoder, found only if already imported
+        # (otherwise SystemError): on bad input, json itself reports it (JSONDecodeError).
+        import json
+
+        return json.loads(text)
     finally:
         _Ctx.memo.clear()
     if text[end:].strip(_WS):
