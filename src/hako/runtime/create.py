@@ -274,20 +274,33 @@ def create(cid: str, opts: CreateOptions, *, subreaper: bool = False) -> tuple[C
                             systemd_cgroup=opts.systemd_cgroup, config=config_path))
         log.phase("cgroups")
         plan = ns_plan(spec)
-        from hako.runtime.process import preload
-
-        # After pivot_root the host's Python library is out of reach: import now what init needs.
-        preload(spec.process, seccomp=spec.linux.seccomp is not None, hooks=bool(spec.hooks.start_container or spec.hooks.create_container))
-        import hako.runtime.rootfs  # noqa: F401
-        seccomp = None
+        seccomp: Any = None
         notify_parent = notify_child = None
-        if spec.linux.seccomp is not None:
+        if spec.linux.seccomp is not None and spec.linux.seccomp.get("listenerPath"):
             import hako.seccomp as sc
 
-            seccomp = sc.prepare(spec.linux.seccomp)  # compiled here, loaded by init as its last step
+            # The runtime must know before forking whether a listener fd will come back.
+            seccomp = sc.prepare(spec.linux.seccomp)
             # Only notify rules produce a listener fd; listenerPath alone is ignored (as runc does).
-            if spec.linux.seccomp.get("listenerPath") and getattr(seccomp, "notify", False):
+            if getattr(seccomp, "notify", False):
                 notify_parent, notify_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+
+        def prepare() -> None:
+            # Runs in C1 while the runtime writes C1's pid into the cgroup hierarchies.
+            nonlocal seccomp
+            from hako.runtime.process import preload
+
+            assert spec.process is not None
+
+            # After pivot_root the host's Python library is out of reach: import now what init needs.
+            preload(spec.process, seccomp=spec.linux.seccomp is not None,
+                    hooks=bool(spec.hooks.start_container or spec.hooks.create_container))
+            import hako.runtime.rootfs  # noqa: F401
+
+            if spec.linux.seccomp is not None and seccomp is None:
+                import hako.seccomp as sc
+
+                seccomp = sc.prepare(spec.linux.seccomp)  # compiled here, loaded by init as its last step
         parent, child = Channel.pair()
         if subreaper:
             from hako.sys.proc import set_child_subreaper
@@ -306,7 +319,7 @@ def create(cid: str, opts: CreateOptions, *, subreaper: bool = False) -> tuple[C
 
         c1 = os.fork()
         if c1 == 0:
-            bootstrap(child, plan, init)
+            bootstrap(child, plan, init, prepare)
         child.close()
         if notify_child is not None:
             notify_child.close()

@@ -70,10 +70,17 @@ def _become_root() -> None:
         pass  # 0 not mapped: stay whoever we are
 
 
-def bootstrap(chan: Channel, plan: NsPlan, child: Callable[[], None]) -> None:
-    """Runs in C1. Never returns: exits after forking C2, which runs ``child`` then must exec."""
+def bootstrap(chan: Channel, plan: NsPlan, child: Callable[[], None],
+              prepare: Callable[[], None] | None = None) -> None:
+    """Runs in C1. Never returns: exits after forking C2, which runs ``child`` then must exec.
+
+    ``prepare`` runs before waiting for "go", while the runtime is still moving C1 into its
+    cgroup (a wait for the kernel, often over 10 ms, that the preparation then overlaps).
+    """
     try:
         sp.set_dumpable(False)
+        if prepare is not None:
+            prepare()
         msg = chan.recv()
         if msg is None or msg["t"] != "go":
             os._exit(1)
