@@ -73,20 +73,32 @@ def exec_in(
             import socket
 
             own_console, console = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-    from hako.runtime.process import preload
-
-    preload(proc, seccomp=seccomp is not None)
     listener = None
     notify_parent = notify_child = None
+    profile = seccomp
     if seccomp is not None:
-        import hako.seccomp as sc
-
         listener = (seccomp.get("listenerPath"), seccomp.get("listenerMetadata", ""))
-        seccomp = sc.prepare(seccomp)
-        if listener[0] and getattr(seccomp, "notify", False):
-            import socket
+        if listener[0]:
+            import hako.seccomp as sc
 
-            notify_parent, notify_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            # The runtime must know before forking whether a listener fd will come back.
+            seccomp = sc.prepare(seccomp)
+            if getattr(seccomp, "notify", False):
+                import socket
+
+                notify_parent, notify_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            profile = None
+
+    def prepare() -> None:
+        # Runs in the bootstrap child while the runtime writes its pid into the cgroups.
+        nonlocal seccomp
+        from hako.runtime.process import preload
+
+        preload(proc, seccomp=seccomp is not None)
+        if profile is not None:
+            import hako.seccomp as sc
+
+            seccomp = sc.prepare(profile)
     parent, child = Channel.pair()
     if not detach:
         from hako.sys.proc import set_child_subreaper
@@ -122,7 +134,7 @@ def exec_in(
 
     c1 = os.fork()
     if c1 == 0:
-        bootstrap(child, plan, run)
+        bootstrap(child, plan, run, prepare)
     child.close()
     if console is not None:
         console.close()
