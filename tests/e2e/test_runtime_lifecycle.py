@@ -312,6 +312,33 @@ def test_failing_hook_fails_create_and_cleans_up(rt: Runtime, rbundle: Path) -> 
     assert rt.ids() == [] and cgroup_dirs(cg_path("c1")) == []
 
 
+def test_failing_poststart_and_poststop_hooks_warn_and_the_next_ones_run(rt: Runtime, rbundle: Path) -> None:
+    import json
+
+    out = rt.tmp / "after-fail.out"
+    script = rt.tmp / "record.sh"
+    script.write_text(f"#!/bin/sh\necho \"$1 $(cat)\" >> {out}\n")
+    script.chmod(0o755)
+
+    def hooks(c: dict) -> None:  # type: ignore[type-arg]
+        c["process"]["args"] = ["true"]
+        c["hooks"] = {
+            stage: [{"path": "/bin/false"}, {"path": str(script), "args": ["record.sh", stage]}]
+            for stage in ("poststart", "poststop")
+        }
+
+    edit_config(rbundle, hooks)
+    rt.create("c1", rbundle)
+    pid = rt.state("c1")["pid"]
+    assert rt("start", "c1").returncode == 0
+    assert rt("delete", "--force", "c1").returncode == 0
+    lines = out.read_text().splitlines()
+    assert [line.split(" ", 1)[0] for line in lines] == ["poststart", "poststop"]
+    # poststart sees the state as at start, even when "true" has exited already
+    poststart = json.loads(lines[0].split(" ", 1)[1])
+    assert poststart["status"] == "running" and poststart["pid"] == pid
+
+
 def test_cgroup_namespace_is_rooted_at_the_container_cgroup(rt: Runtime, bundle: Path) -> None:
     set_config(bundle, "g1", ["cat", "/proc/self/cgroup"])
     p = rt("run", "-b", str(bundle), "g1")

@@ -9,9 +9,22 @@ from hako.errors import HakoError
 from hako.spec.runtime import Hook
 
 
-def run_hooks(stage: str, hooks: list[Hook], state_json: bytes) -> None:
+def run_hooks(stage: str, hooks: list[Hook], state_json: bytes, *, keep_going: bool = False) -> None:
+    """Run a stage's hooks in order.
+
+    ``keep_going`` is for poststart and poststop: the spec makes their failures warnings, and the
+    hooks after a failing one must still run.
+    """
     for i, h in enumerate(hooks):
-        run_hook(f"{stage}[{i}]", h, state_json)
+        if not keep_going:
+            run_hook(f"{stage}[{i}]", h, state_json)
+            continue
+        try:
+            run_hook(f"{stage}[{i}]", h, state_json)
+        except HakoError as e:
+            from hako.runtime import log
+
+            log.warn(str(e))
 
 
 def run_hook(name: str, hook: Hook, state_json: bytes) -> None:

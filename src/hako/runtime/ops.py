@@ -106,7 +106,12 @@ def _poststart(c: Container) -> None:
     if hooks is not None and hooks.poststart:
         from hako.runtime.hooks import run_hooks
 
-        run_hooks("poststart", hooks.poststart, fastjson.dumps(c.oci_state()).encode())
+        # The state as it was at start: a short-lived process may already be gone by now.
+        st = c.state
+        assert st is not None
+        state = c.oci_state()
+        state.update(status="running", pid=st.pid)
+        run_hooks("poststart", hooks.poststart, fastjson.dumps(state).encode(), keep_going=True)
 
 
 def state(root: str, cid: str) -> dict[str, Any]:
@@ -187,13 +192,8 @@ def delete(root: str, cid: str, force: bool = False) -> None:
             from hako.runtime.hooks import run_hooks
 
             s = c.oci_state_stopped()
-            try:
-                run_hooks("poststop", hooks.poststop, fastjson.dumps(s).encode())
-            except HakoError as e:
-                # runc only warns: the container is gone already
-                from hako.runtime import log
-
-                log.warn(str(e))
+            # The container is gone already: a failing hook is a warning and the others still run.
+            run_hooks("poststop", hooks.poststop, fastjson.dumps(s).encode(), keep_going=True)
     finally:
         c.unlock()
 
