@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import socket
-from typing import Any
 
 from hako.runtime import fastjson
+
+TYPE_CHECKING = False  # typing costs start-up time; mypy treats this name as true
+if TYPE_CHECKING:
+    from typing import Any
 
 
 class Channel:

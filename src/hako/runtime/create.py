@@ -10,7 +10,6 @@ import os
 import signal
 import socket
 from dataclasses import dataclass
-from typing import Any
 
 from hako.errors import ConfigError, HakoError
 from hako.runtime import fastjson as json
@@ -19,6 +18,10 @@ from hako.runtime.channel import Channel
 from hako.runtime.nsexec import NsPlan, bootstrap, write_id_maps
 from hako.runtime.state import Container, State, now_rfc3339
 from hako.spec.runtime import Spec, parse_config
+
+TYPE_CHECKING = False  # typing costs start-up time; mypy treats this name as true
+if TYPE_CHECKING:
+    from typing import Any
 
 FIFO_NAME = "exec.fifo"
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from hako.errors import ConfigError, HakoError
 from hako.runtime import fastjson as json
 from hako.runtime.argv import Parsed
 from hako.spec.runtime import Capabilities, Process, parse_process
+
+TYPE_CHECKING = False  # typing costs start-up time; mypy treats this name as true
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def _read_json(path: str) -> Any:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-from typing import Any
 
 from hako.errors import Conflict, HakoError
 from hako.runtime import log
@@ -17,6 +16,10 @@ from hako.runtime.channel import Channel
 from hako.runtime.nsexec import NsPlan, bootstrap
 from hako.runtime.state import Container
 from hako.spec.runtime import Process
+
+TYPE_CHECKING = False  # typing costs start-up time; mypy treats this name as true
+if TYPE_CHECKING:
+    from typing import Any
 
 NS_FILES = {"user": "user", "cgroup": "cgroup", "ipc": "ipc", "uts": "uts", "network": "net", "pid": "pid",
             "time": "time", "mount": "mnt"}

@@ -13,12 +13,16 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from hako.runtime.channel import Channel
 from hako.spec.runtime import IdMapping, TimeOffset
 from hako.sys import proc as sp
+
+TYPE_CHECKING = False  # typing costs start-up time; mypy treats this name as true
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 
 # Joining order: user first, then the rest; mount last because joining it changes our root
 # (all fds are opened before the first setns anyway).

@@ -13,10 +13,13 @@ from __future__ import annotations
 import os
 import signal
 import stat
-from typing import Any
 
 from hako.errors import ConfigError, HakoError
 from hako.spec.runtime import Process
+
+TYPE_CHECKING = False  # typing costs start-up time; mypy treats this name as true
+if TYPE_CHECKING:
+    from typing import Any
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 

@@ -17,7 +17,6 @@ import errno
 import os
 import posixpath
 import stat
-from typing import TYPE_CHECKING
 
 from hako.errors import ConfigError, KernelError
 from hako.runtime.mount_options import (
@@ -29,6 +28,8 @@ from hako.runtime.mount_options import (
 from hako.runtime.paths import Target, components, mkdir_all_in_root, open_in_root, open_target, secure_join
 from hako.spec.runtime import Device, IdMapping, Mount, Spec
 from hako.sys import mount as m
+
+TYPE_CHECKING = False  # typing costs start-up time; mypy treats this name as true
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from hako.errors import ConfigError, HakoError
 from hako.runtime.argv import Parsed
+
+TYPE_CHECKING = False  # typing costs start-up time; mypy treats this name as true
+if TYPE_CHECKING:
+    from typing import Any
 
 # flag -> (section, key)
 _MAP = {

@@ -11,13 +11,14 @@ path of the first offending field (for example ``linux.namespaces[2].type``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 # eq=False, repr=False: every generated method is compiled when this module is imported, on
 # hako-runtime's create/exec path; only __init__ is used (about 6 ms saved per call).
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
 
+TYPE_CHECKING = False  # typing costs start-up time; mypy treats this name as true
 if TYPE_CHECKING:
+    from typing import Any
+
     from hako.errors import ConfigError
 
 
