@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import signal
 import socket
-from dataclasses import dataclass
 
 from hako.errors import ConfigError, HakoError
 from hako.runtime import fastjson as json
@@ -17,7 +16,7 @@ from hako.runtime import log
 from hako.runtime.channel import Channel
 from hako.runtime.nsexec import NsPlan, bootstrap, write_id_maps
 from hako.runtime.state import Container, State, now_rfc3339
-from hako.spec.runtime import Spec, parse_config
+from hako.spec.runtime import Spec, dataclass, parse_config
 
 TYPE_CHECKING = False  # typing costs start-up time; mypy treats this name as true
 if TYPE_CHECKING:

@@ -82,21 +82,17 @@ def _apply_flags(proc: Process, p: Parsed) -> None:
         proc.env = [x for x in proc.env if not x.startswith(key)] + [e]
     user = p.opt("user")
     if user:
-        from dataclasses import replace
-
         uid_s, _, gid_s = user.partition(":")
         try:
             uid = int(uid_s)
             gid = int(gid_s) if gid_s else 0
         except ValueError:
             raise ConfigError("--user", f"{user!r}: expected uid[:gid] as numbers") from None
-        proc.user = replace(proc.user, uid=uid, gid=gid)
+        proc.user.uid, proc.user.gid = uid, gid  # proc was parsed for this call: nothing shares it
     gids = p.many("additional-gids")
     if gids:
-        from dataclasses import replace
-
         try:
-            proc.user = replace(proc.user, additional_gids=[int(g) for g in gids])
+            proc.user.additional_gids = [int(g) for g in gids]
         except ValueError:
             raise ConfigError("--additional-gids", "expected numbers") from None
     if p.flag("tty"):
