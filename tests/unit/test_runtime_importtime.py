@@ -71,3 +71,19 @@ def test_launcher_state_loads_nothing_heavy(tmp_path: object) -> None:
     bad = [m for m in mods for h in HEAVY if m == h or m.startswith(h + ".")]
     assert bad == []
     assert p.returncode == 1 and "does not exist" in p.stderr, p.stderr
+
+
+def test_spec_and_exec_modules_load_no_dataclasses() -> None:
+    # exec's whole import set (spec records, process, nsexec) stays off dataclasses/inspect/re/typing.
+    import os
+
+    import hako
+
+    src = os.path.dirname(os.path.dirname(hako.__file__))
+    code = ("import sys; sys.path.append(sys.argv[1])\n"
+            "import hako.spec.runtime, hako.runtime.execute, hako.runtime.exec_process, hako.runtime.process\n"
+            "print(' '.join(sorted(sys.modules)))")
+    p = subprocess.run([sys.executable, "-IS", "-c", code, src], capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    mods = set(p.stdout.split())
+    assert mods.isdisjoint({"dataclasses", "inspect", "re", "typing", "json"}), mods
