@@ -6,9 +6,8 @@ options are filesystem data (``size=64k``, ``newinstance``) and go to the data s
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from hako.errors import ConfigError
+from hako.spec.runtime import dataclass, field  # dataclasses' run-time stand-in (import cost)
 from hako.sys import mount as m
 
 # option: (flag, clears) -- a clearing option removes the flag set by an earlier one.
@@ -87,7 +86,7 @@ _REC_ATIME: dict[str, int] = {
 _EXTENSIONS = {"tmpcopyup", "idmap", "ridmap"}
 
 
-@dataclass
+@dataclass(eq=False, repr=False)
 class MountOptions:
     """One mount's options, split the way the mount calls need them."""
 
