@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import socket
+import _socket  # the socket module pulls in enum, selectors...: start-up time
 
 from hako.runtime import fastjson
 
@@ -12,13 +12,13 @@ if TYPE_CHECKING:
 
 
 class Channel:
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: _socket.socket) -> None:
         self.sock = sock
         self._buf = b""
 
     @classmethod
     def pair(cls) -> tuple[Channel, Channel]:
-        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        a, b = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
         return cls(a), cls(b)
 
     def fileno(self) -> int:

@@ -7,7 +7,6 @@ mounts) is undone when a later step fails, so a failed create leaves nothing beh
 from __future__ import annotations
 
 import os
-import socket
 
 from hako.errors import ConfigError, HakoError
 from hako.runtime import fastjson as json
@@ -19,6 +18,7 @@ from hako.spec.runtime import Spec, dataclass, parse_config
 
 TYPE_CHECKING = False  # typing costs start-up time; mypy treats this name as true
 if TYPE_CHECKING:
+    import socket
     from typing import Any
 
 FIFO_NAME = "exec.fifo"
@@ -187,6 +187,8 @@ def _init_child(
         from hako.runtime.process import load_seccomp_now
 
         fd = load_seccomp_now(proc, seccomp)
+        import socket  # already loaded: the runtime made notify_sock with it before forking
+
         socket.send_fds(notify_sock, [b"seccomp"], [fd])
         notify_sock.close()
         os.close(fd)
@@ -284,6 +286,8 @@ def create(cid: str, opts: CreateOptions, *, subreaper: bool = False) -> tuple[C
             seccomp = sc.prepare(spec.linux.seccomp)
             # Only notify rules produce a listener fd; listenerPath alone is ignored (as runc does).
             if getattr(seccomp, "notify", False):
+                import socket
+
                 notify_parent, notify_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
 
         def prepare() -> None:
@@ -424,6 +428,8 @@ def _runtime_hooks(spec: Spec, cid: str, bundle: str, rootfs: str, pid: int) -> 
 
 
 def _forward_seccomp_fd(sock: socket.socket, spec: Spec, state: bytes, pid: int) -> None:
+    import socket
+
     import hako.seccomp as sc
 
     assert spec.linux.seccomp is not None
