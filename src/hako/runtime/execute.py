@@ -7,8 +7,8 @@ namespaces that differ from ours are joined (setns into our own user namespace i
 
 from __future__ import annotations
 
+import _signal as signal  # signal.py wraps it in enums: start-up time
 import os
-import signal
 
 from hako.errors import Conflict, HakoError
 from hako.runtime import log

@@ -10,8 +10,8 @@ are dropped, since loading a filter then needs CAP_SYS_ADMIN.
 
 from __future__ import annotations
 
+import _signal as signal  # signal.py wraps it in enums: start-up time
 import os
-import signal
 import stat
 
 from hako.errors import ConfigError, HakoError
