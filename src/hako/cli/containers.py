@@ -650,20 +650,17 @@ def cmd_volume_prune(args: argparse.Namespace) -> int:
 def cmd_info(args: argparse.Namespace) -> int:
     from hako.engine.system import info
 
-    data = info(_engine(args))
-    if args.format == "json":
-        print(json.dumps(data, indent=2))
-    else:
-        for k, v in data.items():
-            print(f"{k}: {v}")
-    return 0
+    return _print_mapping(info(_engine(args)), args.format)
 
 
 def cmd_version(args: argparse.Namespace) -> int:
     from hako.engine.system import version
 
-    data = version(_engine(args))
-    if args.format == "json":
+    return _print_mapping(version(_engine(args)), args.format)
+
+
+def _print_mapping(data: dict[str, Any], fmt: str | None) -> int:
+    if fmt == "json":
         print(json.dumps(data, indent=2))
     else:
         for k, v in data.items():
