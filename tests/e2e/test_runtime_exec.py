@@ -150,6 +150,22 @@ def test_console_socket_create_sends_master(rt: Runtime, rbundle: Path) -> None:
     os.close(master)
 
 
+def test_console_size_is_set_on_the_pty(rt: Runtime, rbundle: Path) -> None:
+    from tests.fixtures_runtime import edit_config
+
+    def cfg(c: dict) -> None:  # type: ignore[type-arg]
+        c["process"].update(terminal=True, consoleSize={"height": 33, "width": 111},
+                            args=["sh", "-c", "echo size=$(stty size); sleep 100"])
+
+    edit_config(rbundle, cfg)
+    lis = ConsoleListener(rt.tmp / "console.sock")
+    rt.create("c1", rbundle, "--console-socket", str(lis.path))
+    master = lis.master()
+    rt("start", "c1")
+    assert b"size=33 111" in _read_until(master, b"size=33 111")
+    os.close(master)
+
+
 def test_console_socket_exec(rt: Runtime, rbundle: Path) -> None:
     _running(rt, rbundle)
     lis = ConsoleListener(rt.tmp / "exec.sock")

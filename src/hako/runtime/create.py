@@ -165,13 +165,7 @@ def _init_child(
         from hako.sys import tty
 
         assert console is not None
-        master, slave = tty.open_pty("/dev/ptmx")
-        if proc.console_size is not None:
-            tty.set_winsize(master, proc.console_size.height, proc.console_size.width)
-        tty.send_master(console, master, slave)
-        os.close(master)
-        console.close()
-        tty.make_controlling(slave)
+        tty.hand_over_pty(console, (cs.height, cs.width) if (cs := proc.console_size) else None)
     rootfs_mod.finalize_rootfs(spec)
     if not opts.no_new_keyring:
         _new_session_keyring(spec)

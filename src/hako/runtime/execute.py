@@ -115,13 +115,7 @@ def exec_in(
         if console is not None:
             from hako.sys import tty
 
-            master, slave = tty.open_pty("/dev/ptmx")
-            if proc.console_size is not None:
-                tty.set_winsize(master, proc.console_size.height, proc.console_size.width)
-            tty.send_master(console, master, slave)
-            os.close(master)
-            console.close()
-            tty.make_controlling(slave)
+            tty.hand_over_pty(console, (cs.height, cs.width) if (cs := proc.console_size) else None)
         exe = find_executable(proc.args[0], proc.env)
         ready = None
         if notify_child is not None:

@@ -41,6 +41,21 @@ def send_master(sock: socket.socket, master: int, name: str) -> None:
     socket.send_fds(sock, [name.encode() or b"pty"], [master])
 
 
+def hand_over_pty(console: socket.socket, size: tuple[int, int] | None = None) -> None:
+    """Give the caller a new pty's master over ``console`` and make its slave our terminal.
+
+    Runs in the container (after pivot_root, so the pty lives in the container's /dev/pts); the
+    caller (conmon, the shim) sets the window size later unless the process spec gave one.
+    """
+    master, slave = open_pty("/dev/ptmx")
+    if size is not None:
+        set_winsize(master, *size)
+    send_master(console, master, slave)
+    os.close(master)
+    console.close()
+    make_controlling(slave)
+
+
 def connect_console(path: str) -> socket.socket:
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.connect(path)
