@@ -21,5 +21,12 @@ def test_stats_path_loads_no_heavy_module() -> None:
     assert not new & HEAVY, sorted(new & HEAVY)
 
 
+def test_create_path_loads_no_heavy_module() -> None:
+    # hako-runtime create validates linux.resources: its records are hako.records, not dataclasses.
+    new = new_modules("hako.cgroups.resources, hako.records")
+    assert "hako.cgroups.resources" in new
+    assert not new & HEAVY, sorted(new & HEAVY)
+
+
 def test_the_probe_sees_heavy_modules() -> None:
-    assert "dataclasses" in new_modules("hako.cgroups.resources")
+    assert "inspect" in new_modules("dataclasses")

@@ -88,5 +88,26 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def run() -> None:
+    """The console entry point: main(), then leave without the interpreter's teardown.
+
+    Finalizing the ~200 modules a command loads costs 10-15 ms; every file and database
+    transaction is closed by its context manager and the only thread (stdin pump) is a daemon,
+    so flushing the standard streams is all that exit still has to do.
+    """
+    try:
+        code = main()
+    except SystemExit as e:  # argparse errors and --help
+        code = e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
+        if e.code is not None and not isinstance(e.code, int):
+            print(e.code, file=sys.stderr)
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        code = code or 125
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -1,5 +1,3 @@
-import sys
+from hako.runtime.cli import run
 
-from hako.runtime.cli import main
-
-sys.exit(main())
+run()

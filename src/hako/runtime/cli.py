@@ -383,5 +383,21 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def run() -> None:
+    """The console entry point: main(), then leave without the interpreter's teardown.
+
+    Finalizing modules and freeing every object costs a few ms per call and hako-runtime is
+    called several times per container; nothing here relies on atexit or on file objects being
+    closed by the garbage collector, so only the standard streams need flushing.
+    """
+    code = main()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        code = code or 1
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

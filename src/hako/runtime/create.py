@@ -9,17 +9,19 @@ from __future__ import annotations
 import os
 
 from hako.errors import ConfigError, HakoError
+from hako.records import dataclass
 from hako.runtime import fastjson as json
 from hako.runtime import log
-from hako.runtime.channel import Channel
-from hako.runtime.nsexec import NsPlan, bootstrap, write_id_maps
 from hako.runtime.state import Container, State, now_rfc3339
-from hako.spec.runtime import Spec, dataclass, parse_config
+from hako.spec.runtime import Spec, parse_config
 
 TYPE_CHECKING = False  # typing costs start-up time; mypy treats this name as true
 if TYPE_CHECKING:
     import socket
     from typing import Any
+
+    from hako.runtime.channel import Channel
+    from hako.runtime.nsexec import NsPlan
 
 FIFO_NAME = "exec.fifo"
 
@@ -78,6 +80,8 @@ def validate_for_create(spec: Spec, rootfs: str) -> None:
 
 
 def ns_plan(spec: Spec) -> NsPlan:
+    from hako.runtime.nsexec import NsPlan
+
     plan = NsPlan(time_offsets=dict(spec.linux.time_offsets))
     for ns in spec.linux.namespaces:
         if ns.path:
@@ -240,18 +244,29 @@ def create(cid: str, opts: CreateOptions, *, subreaper: bool = False) -> tuple[C
     spec, config_path = load_bundle(bundle)
     rootfs = spec.root.path if os.path.isabs(spec.root.path) else os.path.join(bundle, spec.root.path)
     rootfs = os.path.realpath(rootfs)
-    validate_for_create(spec, rootfs)
-    assert spec.process is not None
+    if spec.process is None:
+        raise ConfigError("process", "is required to create a container")
     if spec.process.terminal and not opts.console_socket and opts.console is None:
         raise HakoError("cannot allocate tty if hako-runtime will detach without setting console socket")
     if not spec.process.terminal and opts.console_socket:
         raise HakoError("cannot use console socket if hako-runtime will not detach or allocate tty")
-    log.phase("parse")
     cont.make_dir()
     cgm: Any = None
     init_pid = 0
     c1 = 0
     try:
+        # The cgroup first, so that the kernel's slow first migration runs in the background
+        # (warm_up) while the rest of the config is validated; errors still undo everything.
+        cgm = open_cgroup(spec, cid, opts.systemd_cgroup)
+        if cgm is not None:
+            cgm.create()
+            cgm.warm_up()
+            # Recorded now, so that `delete --force` can still remove the cgroup if this process
+            # is killed before the end (pid 0: the container reads as stopped until then).
+            cont.save(State(id=cid, bundle=bundle, rootfs=rootfs, created=now_rfc3339(), cgroup=cgm.save(),
+                            systemd_cgroup=opts.systemd_cgroup, config=config_path))
+        validate_for_create(spec, rootfs)
+        log.phase("parse")
         os.mkfifo(cont.fifo, 0o622)
         # Writable by others, umask notwithstanding: init may run as a mapped (non-root) uid.
         os.chmod(cont.fifo, 0o622)
@@ -261,15 +276,13 @@ def create(cid: str, opts: CreateOptions, *, subreaper: bool = False) -> tuple[C
             from hako.sys.tty import connect_console
 
             console = connect_console(opts.console_socket)
-        cgm = open_cgroup(spec, cid, opts.systemd_cgroup)
         if cgm is not None:
-            cgm.create()
             cgm.set(effective_resources(spec))
-            # Recorded now, so that `delete --force` can still remove the cgroup if this process
-            # is killed before the end (pid 0: the container reads as stopped until then).
-            cont.save(State(id=cid, bundle=bundle, rootfs=rootfs, created=now_rfc3339(), cgroup=cgm.save(),
-                            systemd_cgroup=opts.systemd_cgroup, config=config_path))
         log.phase("cgroups")
+        # Loaded only now, while the cgroup warm-up thread waits in the kernel (ctypes is slow).
+        from hako.runtime.channel import Channel
+        from hako.runtime.nsexec import bootstrap, write_id_maps
+
         plan = ns_plan(spec)
         seccomp: Any = None
         notify_parent = notify_child = None

@@ -12,20 +12,22 @@ import os
 
 from hako.errors import Conflict, HakoError
 from hako.runtime import log
-from hako.runtime.channel import Channel
-from hako.runtime.nsexec import NsPlan, bootstrap
 from hako.runtime.state import Container
-from hako.spec.runtime import Process
 
 TYPE_CHECKING = False  # typing costs start-up time; mypy treats this name as true
 if TYPE_CHECKING:
     from typing import Any
+
+    from hako.runtime.nsexec import NsPlan
+    from hako.spec.runtime import Process
 
 NS_FILES = {"user": "user", "cgroup": "cgroup", "ipc": "ipc", "uts": "uts", "network": "net", "pid": "pid",
             "time": "time", "mount": "mnt"}
 
 
 def join_plan(pid: int) -> NsPlan:
+    from hako.runtime.nsexec import NsPlan
+
     plan = NsPlan()
     for t, name in NS_FILES.items():
         path = f"/proc/{pid}/ns/{name}"
@@ -49,8 +51,6 @@ def exec_in(
     preserve_fds: int,
     seccomp: Any,
 ) -> int:
-    from hako.runtime.process import lsm_check
-
     c = Container(root, cid)
     c.lock()
     try:
@@ -58,11 +58,15 @@ def exec_in(
         status = c.status()
         if status not in ("running", "created"):
             raise Conflict(f"cannot exec in a {status} container {cid}: container not running")
+        cgm = c.cgroup_manager()
+        if cgm is not None:
+            cgm.warm_up()  # the kernel's slow first migration, while we load modules and fork
+        from hako.runtime.process import lsm_check
+
         lsm_check(proc)
         if proc.terminal and not console_socket and detach:
             raise HakoError("cannot allocate tty if hako-runtime will detach without setting console socket")
         plan = join_plan(st.pid)
-        cgm = c.cgroup_manager()
     finally:
         c.unlock()
     console = None
@@ -91,6 +95,8 @@ def exec_in(
 
                 notify_parent, notify_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
             profile = None
+    from hako.runtime.channel import Channel
+    from hako.runtime.nsexec import bootstrap
 
     def prepare() -> None:
         # Runs in the bootstrap child while the runtime writes its pid into the cgroups.

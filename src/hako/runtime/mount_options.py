@@ -7,7 +7,7 @@ options are filesystem data (``size=64k``, ``newinstance``) and go to the data s
 from __future__ import annotations
 
 from hako.errors import ConfigError
-from hako.spec.runtime import dataclass, field  # dataclasses' run-time stand-in (import cost)
+from hako.records import dataclass, field
 from hako.sys import mount as m
 
 # option: (flag, clears) -- a clearing option removes the flag set by an earlier one.

@@ -14,8 +14,9 @@ from __future__ import annotations
 import os
 import sys
 
+from hako.records import dataclass, field
 from hako.runtime.channel import Channel
-from hako.spec.runtime import IdMapping, TimeOffset, dataclass, field
+from hako.spec.runtime import IdMapping, TimeOffset
 from hako.sys import proc as sp
 
 TYPE_CHECKING = False  # typing costs start-up time; mypy treats this name as true

@@ -11,54 +11,13 @@ path of the first offending field (for example ``linux.namespaces[2].type``).
 
 from __future__ import annotations
 
+from hako.records import dataclass, field
+
 TYPE_CHECKING = False  # typing costs start-up time; mypy treats this name as true
 if TYPE_CHECKING:
-    from dataclasses import dataclass, field
     from typing import Any
 
     from hako.errors import ConfigError
-else:
-    # The dataclasses module (with inspect, ast, re) and compiling each generated __init__ cost
-    # several ms on hako-runtime's create/exec path. These records only need __init__ with
-    # defaults and default factories, so the type checker sees dataclasses and the runtime this.
-    class _Factory:
-        __slots__ = ("make",)
-
-        def __init__(self, make):
-            self.make = make
-
-    def field(*, default_factory):
-        return _Factory(default_factory)
-
-    def dataclass(cls=None, **_options):
-        if cls is None:
-            return dataclass
-        names = tuple(cls.__dict__.get("__annotations__", {}))
-        defaults = {n: cls.__dict__[n] for n in names if n in cls.__dict__}
-        for n in defaults:
-            delattr(cls, n)
-
-        def __init__(self, *args, **kwargs):
-            if len(args) > len(names):
-                raise TypeError(f"{cls.__name__}() takes {len(names)} positional arguments, got {len(args)}")
-            for n, v in zip(names, args, strict=False):
-                if n in kwargs:
-                    raise TypeError(f"{cls.__name__}() got multiple values for argument {n!r}")
-                kwargs[n] = v
-            for n in kwargs:
-                if n not in names:
-                    raise TypeError(f"{cls.__name__}() got an unexpected keyword argument {n!r}")
-            for n in names:
-                if n in kwargs:
-                    setattr(self, n, kwargs[n])
-                elif n in defaults:
-                    d = defaults[n]
-                    setattr(self, n, d.make() if isinstance(d, _Factory) else d)
-                else:
-                    raise TypeError(f"{cls.__name__}() missing required argument {n!r}")
-
-        cls.__init__ = __init__
-        return cls
 
 
 @dataclass(eq=False, repr=False)
