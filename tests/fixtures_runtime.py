@@ -75,7 +75,10 @@ class Runtime:
         return json.loads(self("state", cid).stdout)
 
     def ids(self) -> list[str]:
-        return sorted(p.name for p in self.root.iterdir() if p.is_dir()) if self.root.exists() else []
+        # Container state dirs; the runtime's own caches (".seccomp-cache") start with a dot.
+        if not self.root.exists():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
 @pytest.fixture

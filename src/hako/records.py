@@ -3,8 +3,9 @@
 The dataclasses module pulls in inspect, ast, re and typing, and compiles a fresh ``__init__``
 per class: several milliseconds on every ``hako-runtime create`` and ``exec``. The records on
 that path (spec objects, cgroup resources, mount options) only need keyword/positional
-construction with defaults and default factories, plus ``==`` and a readable repr, so the type
-checker sees the real dataclasses and the interpreter runs this stand-in.
+construction with defaults and default factories, ``==``, a readable repr and, where asked,
+``frozen`` (immutable and hashable) and ``order``; the type checker sees the real dataclasses
+and the interpreter runs this stand-in. No asdict/fields/replace/__post_init__.
 """
 
 from __future__ import annotations
@@ -25,9 +26,12 @@ else:
     def field(*, default=_MISSING, default_factory=None):
         return _Field(default, default_factory)
 
-    def dataclass(cls=None, *, eq=True, repr=True, **_options):
+    def _frozen_setattr(self, name, value):
+        raise AttributeError(f"cannot assign to field {name!r} of a frozen {type(self).__name__}")
+
+    def dataclass(cls=None, *, eq=True, repr=True, frozen=False, order=False, **_options):
         if cls is None:
-            return lambda c: dataclass(c, eq=eq, repr=repr)
+            return lambda c: dataclass(c, eq=eq, repr=repr, frozen=frozen, order=order)
         names = tuple(cls.__dict__.get("__annotations__", {}))
         defaults = {}
         for n in names:
@@ -52,13 +56,14 @@ else:
                     raise TypeError(f"{cls.__name__}() got an unexpected keyword argument {n!r}")
             for n in names:
                 if n in kwargs:
-                    setattr(self, n, kwargs[n])
+                    set_(self, n, kwargs[n])
                 elif n in defaults:
                     d = defaults[n]
-                    setattr(self, n, d.make() if isinstance(d, _Field) else d)
+                    set_(self, n, d.make() if isinstance(d, _Field) else d)
                 else:
                     raise TypeError(f"{cls.__name__}() missing required argument {n!r}")
 
+        set_ = object.__setattr__
         cls.__init__ = __init__
         cls.__match_args__ = names
         if eq:
@@ -68,7 +73,32 @@ else:
                 return all(getattr(self, n) == getattr(other, n) for n in names)
 
             cls.__eq__ = __eq__
-            cls.__hash__ = None  # as dataclasses do for eq=True, frozen=False
+            if frozen:
+                def __hash__(self):
+                    return hash(tuple(getattr(self, n) for n in names))
+
+                cls.__hash__ = __hash__
+            else:
+                cls.__hash__ = None  # as dataclasses do for eq=True, frozen=False
+        if frozen:
+            cls.__setattr__ = _frozen_setattr
+            cls.__delattr__ = _frozen_setattr
+        if order:
+            def key(self):
+                return tuple(getattr(self, n) for n in names)
+
+            def compare(op):
+                def method(self, other):
+                    if other.__class__ is not self.__class__:
+                        return NotImplemented
+                    return op(key(self), key(other))
+
+                return method
+
+            cls.__lt__ = compare(lambda a, b: a < b)
+            cls.__le__ = compare(lambda a, b: a <= b)
+            cls.__gt__ = compare(lambda a, b: a > b)
+            cls.__ge__ = compare(lambda a, b: a >= b)
         if repr:
             def __repr__(self):
                 return f"{cls.__qualname__}(" + ", ".join(f"{n}={getattr(self, n)!r}" for n in names) + ")"

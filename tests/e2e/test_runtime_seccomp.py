@@ -36,6 +36,34 @@ def test_filter_is_on_the_container_process(rt: Runtime, bundle: Path) -> None:
     assert st["Seccomp"] == "2" and st["Seccomp_filters"] == "1"
 
 
+def test_compiled_program_is_cached_per_profile(rt: Runtime, bundle: Path) -> None:
+    # The engine gives every container the same default profile: it is compiled once per root.
+    set_config(bundle, "c1")
+    edit_config(bundle, lambda c: c["linux"].__setitem__(
+        "seccomp", {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+            {"names": ["swapon"], "action": "SCMP_ACT_ERRNO"}]}))
+    rt.create("c1", bundle)
+    rt.create("c2", bundle)
+    cache = rt.root / ".seccomp-cache"
+    assert len(list(cache.iterdir())) == 1
+    rt("start", "c2")
+    assert proc_status(rt.state("c2")["pid"])["Seccomp"] == "2"
+    assert rt.ids() == ["c1", "c2"]
+    assert "seccomp-cache" not in rt("list").stdout.decode()
+
+
+def test_oversized_profile_fails_create_naming_the_profile(rt: Runtime, bundle: Path) -> None:
+    # Compiled in the init's bootstrap now, not in the runtime: the error still ends create.
+    set_config(bundle, "s4")
+    rules = [{"names": ["ioctl"], "action": "SCMP_ACT_ERRNO",
+              "args": [{"index": 1, "value": v, "op": "SCMP_CMP_EQ"}]} for v in range(4200)]
+    edit_config(bundle, lambda c: c["linux"].__setitem__("seccomp", {
+        "defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86"], "syscalls": rules}))
+    p = rt.create("s4", bundle, check=False)
+    assert p.returncode == 1 and b"linux.seccomp" in p.stderr and b"BPF instructions" in p.stderr, p.stderr
+    assert rt.ids() == []
+
+
 def test_invalid_profile_rejected_at_create(rt: Runtime, bundle: Path) -> None:
     set_config(bundle, "s3")
     edit_config(bundle, lambda c: c["linux"].__setitem__("seccomp", {"defaultAction": "SCMP_ACT_BOGUS"}))

@@ -54,3 +54,22 @@ def test_wrong_arguments_are_type_errors() -> None:
         point(1, x=2)
     with pytest.raises(TypeError):
         point(1, z=2)
+
+
+@dataclass(frozen=True, order=True)
+class Version:
+    major: int
+    minor: int = 0
+
+
+def test_frozen_records_are_immutable_and_hashable() -> None:
+    v = Version(1, 2)
+    with pytest.raises(AttributeError):
+        v.major = 3  # type: ignore[misc]
+    assert {Version(1, 2), Version(1, 2)} == {v}
+
+
+def test_order_compares_fields_in_order() -> None:
+    assert Version(1, 2) < Version(1, 3) < Version(2)
+    assert max(Version(2), Version(1, 9)) == Version(2)
+    assert Version(1) <= Version(1) and Version(3) >= Version(2, 5)

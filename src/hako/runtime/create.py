@@ -12,7 +12,7 @@ from hako.errors import ConfigError, HakoError
 from hako.records import dataclass
 from hako.runtime import fastjson as json
 from hako.runtime import log
-from hako.runtime.state import Container, State, now_rfc3339
+from hako.runtime.state import Container, State, now_rfc3339, seccomp_cache_dir
 from hako.spec.runtime import Spec, parse_config
 
 TYPE_CHECKING = False  # typing costs start-up time; mypy treats this name as true
@@ -74,9 +74,10 @@ def validate_for_create(spec: Spec, rootfs: str) -> None:
 
     lsm_check(spec.process)
     if spec.linux.seccomp is not None:
-        import hako.seccomp as sc
+        # Only the document here; it is compiled in C1 (prepare), during the cgroup join.
+        from hako.seccomp.profile import validate as validate_seccomp
 
-        sc.validate(spec.linux.seccomp)
+        validate_seccomp(spec.linux.seccomp)
 
 
 def ns_plan(spec: Spec) -> NsPlan:
@@ -290,7 +291,7 @@ def create(cid: str, opts: CreateOptions, *, subreaper: bool = False) -> tuple[C
             import hako.seccomp as sc
 
             # The runtime must know before forking whether a listener fd will come back.
-            seccomp = sc.prepare(spec.linux.seccomp)
+            seccomp = sc.prepare(spec.linux.seccomp, cache_dir=seccomp_cache_dir(opts.root))
             # Only notify rules produce a listener fd; listenerPath alone is ignored (as runc does).
             if getattr(seccomp, "notify", False):
                 import socket
@@ -312,7 +313,9 @@ def create(cid: str, opts: CreateOptions, *, subreaper: bool = False) -> tuple[C
             if spec.linux.seccomp is not None and seccomp is None:
                 import hako.seccomp as sc
 
-                seccomp = sc.prepare(spec.linux.seccomp)  # compiled here, loaded by init as its last step
+                # Compiled here (once per profile and host: the engine's default profile is the
+                # same for every container), loaded by init as its last step.
+                seccomp = sc.prepare(spec.linux.seccomp, cache_dir=seccomp_cache_dir(opts.root))
         parent, child = Channel.pair()
         if subreaper:
             from hako.sys.proc import set_child_subreaper

@@ -12,7 +12,7 @@ import os
 
 from hako.errors import Conflict, HakoError
 from hako.runtime import log
-from hako.runtime.state import Container
+from hako.runtime.state import Container, seccomp_cache_dir
 
 TYPE_CHECKING = False  # typing costs start-up time; mypy treats this name as true
 if TYPE_CHECKING:
@@ -89,7 +89,7 @@ def exec_in(
             import hako.seccomp as sc
 
             # The runtime must know before forking whether a listener fd will come back.
-            seccomp = sc.prepare(seccomp)
+            seccomp = sc.prepare(seccomp, cache_dir=seccomp_cache_dir(root))
             if getattr(seccomp, "notify", False):
                 import socket
 
@@ -107,7 +107,7 @@ def exec_in(
         if profile is not None:
             import hako.seccomp as sc
 
-            seccomp = sc.prepare(profile)
+            seccomp = sc.prepare(profile, cache_dir=seccomp_cache_dir(root))
     parent, child = Channel.pair()
     if not detach:
         from hako.sys.proc import set_child_subreaper

@@ -26,6 +26,12 @@ _ID_FIRST = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01234
 _ID_CHARS = _ID_FIRST | frozenset("_.+-")
 
 
+def seccomp_cache_dir(root: str) -> str:
+    """Compiled seccomp programs, by profile digest, beside the containers' state dirs (a name
+    no container id can take: ids start with a letter or digit)."""
+    return os.path.join(root, ".seccomp-cache")
+
+
 def check_id(cid: str) -> str:
     # Checked by hand rather than with a regex: importing re costs start-up time.
     if not cid or len(cid) > 1024 or cid[0] not in _ID_FIRST or not set(cid) <= _ID_CHARS:

@@ -22,9 +22,10 @@ profile, not ``default_profile``).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
+TYPE_CHECKING = False  # typing costs start-up time; mypy treats this name as true
 if TYPE_CHECKING:
+    from typing import Any
+
     from hako.seccomp.filter import Prepared
 
 

@@ -18,12 +18,15 @@ from __future__ import annotations
 
 import ctypes
 import os
-from dataclasses import dataclass
-from typing import Any
 
 from hako.errors import ConfigError, KernelError
+from hako.records import dataclass
 from hako.seccomp import libseccomp as scmp
 from hako.seccomp.profile import ARCHES, EPERM, ROOT, Profile, Rule, parse
+
+TYPE_CHECKING = False  # typing costs start-up time; mypy treats this name as true
+if TYPE_CHECKING:
+    from typing import Any
 
 _ACTIONS: dict[str, int] = {
     "SCMP_ACT_KILL": scmp.ACT_KILL_THREAD,
@@ -233,11 +236,19 @@ def enosys_stub(profile: Profile) -> bytes:
 _CACHE_FORMAT = b"hako-seccomp-bpf-3"
 
 
+def _sha256(data: bytes) -> Any:
+    # The builtin module, when there is one: hashlib loads OpenSSL (a few ms on create's path).
+    try:
+        from _sha256 import sha256
+    except ImportError:
+        from hashlib import sha256
+    return sha256(data)
+
+
 def _cache_key(seccomp: dict[str, Any]) -> str:
-    import hashlib
     import json
 
-    h = hashlib.sha256(_CACHE_FORMAT)
+    h = _sha256(_CACHE_FORMAT)
     h.update(f"{scmp.version()}:{scmp.arch_native():x}:".encode())
     h.update(json.dumps(seccomp, sort_keys=True, separators=(",", ":")).encode())
     return h.hexdigest()
@@ -343,10 +354,9 @@ _REMEMBERED: tuple[int, str, Prepared] | None = None
 
 def _digest(seccomp: dict[str, Any]) -> str:
     # Imported by remember(), in create, before the init loses sight of the host's files.
-    import hashlib
     import json
 
-    return hashlib.sha256(json.dumps(seccomp, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    return str(_sha256(json.dumps(seccomp, sort_keys=True, separators=(",", ":")).encode()).hexdigest())
 
 
 def remember(seccomp: dict[str, Any], prepared: Prepared) -> None:

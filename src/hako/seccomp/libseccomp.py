@@ -13,9 +13,9 @@ from __future__ import annotations
 import ctypes
 import functools
 import os
-from dataclasses import dataclass
 
 from hako.errors import KernelError
+from hako.records import dataclass
 
 # Action values from seccomp.h; ERRNO and TRACE carry their data in the low 16 bits.
 ACT_KILL_PROCESS = 0x80000000

@@ -8,10 +8,12 @@ does, so one profile serves many kernels and architectures.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
-
 from hako.errors import ConfigError
+from hako.records import dataclass, field
+
+TYPE_CHECKING = False  # typing costs start-up time; mypy treats this name as true
+if TYPE_CHECKING:
+    from typing import Any
 
 ROOT = "linux.seccomp"
 
