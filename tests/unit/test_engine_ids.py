@@ -19,6 +19,16 @@ def test_ids_and_names() -> None:
             check_name(bad)
 
 
+def test_name_check_is_dockers_pattern() -> None:
+    import re
+
+    pattern = re.compile(r"/?[a-zA-Z0-9][a-zA-Z0-9_.-]+")
+    from hako.engine.ids import valid_name as valid_container_name
+
+    for name in ("ab", "/ab", "//ab", "a", "/a", "_ab", "a_", "a..b", "ab\n", "é1", "A-9", "a b", "", "/", "0.-_"):
+        assert valid_container_name(name) == bool(pattern.fullmatch(name)), name
+
+
 def test_signals() -> None:
     assert [parse_signal(s) for s in ("SIGTERM", "kill", "9", "USR1", "RTMIN+1")] == [15, 9, 9, 10, 35]
     with pytest.raises(ConfigError):

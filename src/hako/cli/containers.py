@@ -6,16 +6,17 @@ modules (rich, the image store) are imported only by the commands that need them
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
 import time
-from pathlib import Path
-from typing import Any
 
 from hako.engine.trace import phase
 from hako.errors import HakoError
+
+TYPE_CHECKING = False  # argparse, json, pathlib and typing load only where a command needs them
+if TYPE_CHECKING:
+    import argparse
+    from typing import Any
 
 
 def _engine(args: argparse.Namespace) -> Any:
@@ -26,54 +27,183 @@ def _engine(args: argparse.Namespace) -> Any:
 
 
 # --- run / create ----------------------------------------------------------------------------------
+# One table for both parsers of run/create: argparse (help, errors, anything unusual) and
+# ``fast_parse`` (the plain command lines, without argparse's import and set-up cost).
+FLAG, VALUE, APPEND = "flag", "value", "append"
+CREATE_FLAGS: tuple[tuple[tuple[str, ...], str, str | None], ...] = (
+    (("-d", "--detach"), FLAG, "run in the background and print the container id"),
+    (("-i", "--interactive"), FLAG, "keep stdin open"),
+    (("-t", "--tty"), FLAG, "allocate a pseudo-terminal"),
+    (("--rm",), FLAG, "remove the container when it exits"),
+    (("--name",), VALUE, None),
+    (("-e", "--env"), APPEND, None),
+    (("--env-file",), APPEND, None),
+    (("-w", "--workdir"), VALUE, None),
+    (("-u", "--user"), VALUE, None),
+    (("--entrypoint",), VALUE, None),
+    (("-v", "--volume"), APPEND, None),
+    (("--mount",), APPEND, None),
+    (("--tmpfs",), APPEND, None),
+    (("--read-only",), FLAG, None),
+    (("-m", "--memory"), VALUE, None),
+    (("--memory-swap",), VALUE, None),
+    (("--cpus",), VALUE, None),
+    (("-c", "--cpu-shares"), VALUE, None),
+    (("--cpuset-cpus",), VALUE, None),
+    (("--pids-limit",), VALUE, None),
+    (("--ulimit",), APPEND, None),
+    (("--cap-add",), APPEND, None),
+    (("--cap-drop",), APPEND, None),
+    (("--privileged",), FLAG, None),
+    (("--security-opt",), APPEND, None),
+    (("-h", "--hostname"), VALUE, None),
+    (("--network", "--net"), VALUE, None),
+    (("--restart",), VALUE, None),
+    (("--health-cmd",), VALUE, None),
+    (("--health-interval",), VALUE, None),
+    (("--health-timeout",), VALUE, None),
+    (("--health-retries",), VALUE, None),
+    (("--health-start-period",), VALUE, None),
+    (("--no-healthcheck",), FLAG, None),
+    (("--init",), FLAG, None),
+    (("-l", "--label"), APPEND, None),
+    (("--stop-signal",), VALUE, None),
+    (("--stop-timeout",), VALUE, None),
+    (("--pull",), VALUE, None),
+    (("--runtime",), VALUE, "any runc-compatible runtime (path or command)"),
+    (("--cgroup-parent",), VALUE, None),
+    (("--log-opt",), APPEND, None),
+)
+_TYPES: dict[str, type] = {"cpus": float, "cpu_shares": int, "pids_limit": int, "health_retries": int,
+                           "stop_timeout": int}
+_DEFAULTS: dict[str, str] = {"network": "none", "restart": "no", "pull": "missing"}
+_CHOICES: dict[str, tuple[str, ...]] = {"pull": ("missing", "always", "never")}
+
+
+def _dest(names: tuple[str, ...]) -> str:
+    return next((n for n in names if n.startswith("--")), names[0])[2:].replace("-", "_")
+
+
 def _add_create_flags(p: argparse.ArgumentParser) -> None:
-    a = p.add_argument
+    import argparse
+
     # -h is --hostname, as in Docker; help is only --help.
-    a("--help", action="help", help="show this help message and exit")
-    a("-d", "--detach", action="store_true", help="run in the background and print the container id")
-    a("-i", "--interactive", action="store_true", help="keep stdin open")
-    a("-t", "--tty", action="store_true", help="allocate a pseudo-terminal")
-    a("--rm", action="store_true", help="remove the container when it exits")
-    a("--name")
-    a("-e", "--env", action="append", default=[])
-    a("--env-file", action="append", default=[])
-    a("-w", "--workdir")
-    a("-u", "--user")
-    a("--entrypoint")
-    a("-v", "--volume", action="append", default=[])
-    a("--mount", action="append", default=[])
-    a("--tmpfs", action="append", default=[])
-    a("--read-only", action="store_true")
-    a("-m", "--memory")
-    a("--memory-swap")
-    a("--cpus", type=float)
-    a("-c", "--cpu-shares", type=int)
-    a("--cpuset-cpus")
-    a("--pids-limit", type=int)
-    a("--ulimit", action="append", default=[])
-    a("--cap-add", action="append", default=[])
-    a("--cap-drop", action="append", default=[])
-    a("--privileged", action="store_true")
-    a("--security-opt", action="append", default=[])
-    a("-h", "--hostname")
-    a("--network", "--net", default="none")
-    a("--restart", default="no")
-    a("--health-cmd")
-    a("--health-interval")
-    a("--health-timeout")
-    a("--health-retries", type=int)
-    a("--health-start-period")
-    a("--no-healthcheck", action="store_true")
-    a("--init", action="store_true")
-    a("-l", "--label", action="append", default=[])
-    a("--stop-signal")
-    a("--stop-timeout", type=int)
-    a("--pull", default="missing", choices=["missing", "always", "never"])
-    a("--runtime", help="any runc-compatible runtime (path or command)")
-    a("--cgroup-parent")
-    a("--log-opt", action="append", default=[])
-    a("image")
-    a("command", nargs=argparse.REMAINDER)
+    p.add_argument("--help", action="help", help="show this help message and exit")
+    for names, kind, help_ in CREATE_FLAGS:
+        dest = _dest(names)
+        kw: dict[str, Any] = {"help": help_} if help_ else {}
+        if kind == FLAG:
+            kw["action"] = "store_true"
+        elif kind == APPEND:
+            kw.update(action="append", default=[])
+        else:
+            if dest in _TYPES:
+                kw["type"] = _TYPES[dest]
+            if dest in _DEFAULTS:
+                kw["default"] = _DEFAULTS[dest]
+            if dest in _CHOICES:
+                kw["choices"] = list(_CHOICES[dest])
+        p.add_argument(*names, **kw)
+    p.add_argument("image")
+    p.add_argument("command", nargs=argparse.REMAINDER)
+
+
+class Args:
+    """What ``fast_parse`` gives: the attributes argparse's Namespace would have."""
+
+    def __init__(self, **kw: Any) -> None:
+        self.__dict__.update(kw)
+
+    def __getattr__(self, name: str) -> Any:  # only for mypy: every attribute is set in __init__
+        raise AttributeError(name)
+
+
+def fast_parse(argv: list[str], default_root: str) -> Args | None:
+    """``hako [--root R] [--debug] run|create ...`` parsed as argparse would, or None when argparse
+    has to (help, errors, abbreviations, attached short values, ``--``): argparse and its parser
+    set-up cost ``hako run`` more than 10 ms before its container could be created."""
+    root, debug = default_root, False
+    i = 0
+    while i < len(argv) and argv[i].startswith("-"):
+        arg = argv[i]
+        if arg == "--debug":
+            debug = True
+        elif arg.startswith("--root=") and len(arg) > 7:
+            root = arg[7:]
+        elif arg == "--root" and i + 1 < len(argv) and not argv[i + 1].startswith("-"):
+            i += 1
+            root = argv[i]
+        else:
+            return None
+        i += 1
+    if i >= len(argv) or argv[i] not in ("run", "create"):
+        return None
+    command = argv[i]
+    by_name: dict[str, tuple[str, str]] = {}
+    values: dict[str, Any] = {}
+    for names, kind, _ in CREATE_FLAGS:
+        dest = _dest(names)
+        for n in names:
+            by_name[n] = (dest, kind)
+        values[dest] = False if kind == FLAG else [] if kind == APPEND else _DEFAULTS.get(dest)
+    i += 1
+    while i < len(argv):
+        arg = argv[i]
+        if not arg.startswith("-") or arg == "-":
+            if arg == "-":
+                return None
+            break
+        if arg.startswith("--"):
+            name, eq, value = arg.partition("=")
+            found = by_name.get(name)
+            if found is None or (eq and found[1] == FLAG):
+                return None
+            dest, kind = found
+            if kind == FLAG:
+                values[dest] = True
+                i += 1
+                continue
+            if not eq:
+                if i + 1 >= len(argv) or argv[i + 1].startswith("-"):
+                    return None
+                i += 1
+                value = argv[i]
+        else:
+            found = by_name.get(arg)
+            if found is None:
+                # Bundled flags (-it, -dit); anything else (-eA=B, -m512m) is argparse's.
+                if all(by_name.get("-" + c, ("", ""))[1] == FLAG for c in arg[1:]):
+                    for c in arg[1:]:
+                        values[by_name["-" + c][0]] = True
+                    i += 1
+                    continue
+                return None
+            dest, kind = found
+            if kind == FLAG:
+                values[dest] = True
+                i += 1
+                continue
+            if i + 1 >= len(argv) or argv[i + 1].startswith("-"):
+                return None
+            i += 1
+            value = argv[i]
+        if dest in _CHOICES and value not in _CHOICES[dest]:
+            return None
+        if kind == APPEND:
+            values[dest].append(value)
+        elif dest in _TYPES:
+            try:
+                values[dest] = _TYPES[dest](value)
+            except ValueError:
+                return None
+        else:
+            values[dest] = value
+        i += 1
+    if i >= len(argv):
+        return None  # no image: argparse reports it
+    values["image"] = argv[i]
+    values["command"] = argv[i + 1:]
+    return Args(root=root, debug=debug, func=cmd_run if command == "run" else cmd_create, **values)
 
 
 def create_options(args: argparse.Namespace) -> Any:
@@ -150,7 +280,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(cid)
         return 0
     try:
-        sock = eng.start(cid, attach=True)
+        sock = eng.start_raw(cid, attach=True)
     except ContainerError as exc:
         print(f"hako: {exc}", file=sys.stderr)
         if opts.rm:
@@ -172,7 +302,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _proxy_signals(eng: Any, cid: str) -> None:
     """Like Docker's sig-proxy: SIGINT, SIGTERM and SIGHUP to the attached command go to the container;
     the command keeps streaming until the container exits."""
-    import signal
+    import _signal  # the signal module would import enum (and with it re's helpers)
 
     def forward(signum: int, _frame: Any) -> None:
         try:
@@ -181,8 +311,8 @@ def _proxy_signals(eng: Any, cid: str) -> None:
         except HakoError:
             pass
 
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, forward)
+    for sig in (_signal.SIGINT, _signal.SIGTERM, _signal.SIGHUP):
+        _signal.signal(sig, forward)
 
 
 def attach_session(sock: Any, stdin: bool, tty: bool) -> int:
@@ -409,6 +539,8 @@ def _matches(info: dict[str, Any], filters: list[str]) -> bool:
 
 
 def cmd_ps(args: argparse.Namespace) -> int:
+    import json
+
     eng = _engine(args)
     infos = [i for i in eng.list_containers(all_containers=args.all or bool(args.filter)) if _matches(i, args.filter)]
     if args.last is not None:
@@ -454,6 +586,8 @@ def _table(cols: list[tuple[str, str]], rows: list[dict[str, Any]]) -> None:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
+    import json
+
     eng = _engine(args)
     out = []
     code = 0
@@ -472,6 +606,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def _inspect_format(fmt: str, data: dict[str, Any]) -> str:
+    import json
     import re
 
     def lookup(m: re.Match[str]) -> str:
@@ -511,6 +646,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
 # --- exec / top / cp / export ----------------------------------------------------------------------
 def cmd_exec(args: argparse.Namespace) -> int:
+    import json
     import subprocess
 
     eng = _engine(args)
@@ -540,6 +676,8 @@ def cmd_exec(args: argparse.Namespace) -> int:
 
 
 def cmd_top(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
     eng = _engine(args)
     pids = eng.top(args.container)
     rows = []
@@ -607,6 +745,8 @@ def cmd_volume_create(args: argparse.Namespace) -> int:
 
 
 def cmd_volume_ls(args: argparse.Namespace) -> int:
+    import json
+
     vols = _engine(args).volumes.list_volumes()
     if args.quiet:
         for v in vols:
@@ -620,6 +760,8 @@ def cmd_volume_ls(args: argparse.Namespace) -> int:
 
 
 def cmd_volume_inspect(args: argparse.Namespace) -> int:
+    import json
+
     eng = _engine(args)
     print(json.dumps([eng.volumes.inspect(n) for n in args.names], indent=4))
     return 0
@@ -660,6 +802,8 @@ def cmd_version(args: argparse.Namespace) -> int:
 
 
 def _print_mapping(data: dict[str, Any], fmt: str | None) -> int:
+    import json
+
     if fmt == "json":
         print(json.dumps(data, indent=2))
     else:
@@ -704,6 +848,7 @@ COMMANDS = frozenset({
 
 def register(subparsers: Any, only: str | None = None) -> None:
     """Add the container commands; with ``only``, build just that command's parser (start-up time)."""
+    import argparse
 
     def add(name: str, func: Any, help_: str, **kw: Any) -> Any:
         if only is not None and name != only:

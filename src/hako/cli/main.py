@@ -12,6 +12,7 @@ import sys
 TYPE_CHECKING = False  # argparse, pathlib and typing load after ``hako run`` has started its monitor
 if TYPE_CHECKING:
     import argparse
+    from typing import Any
 
 AREAS = ["hako.cli.images", "hako.cli.containers"]
 DEFAULT_ROOT = "/var/lib/hako"
@@ -71,8 +72,14 @@ def main(argv: list[str] | None = None) -> int:
         from hako.engine.launch import start_early
 
         start_early(argv, os.environ.get("HAKO_ROOT", DEFAULT_ROOT))
-    parser = build_parser(command)
-    args = parser.parse_args(argv)
+    args: Any = None
+    if command in ("run", "create"):
+        from hako.cli.containers import fast_parse
+
+        args = fast_parse(argv, os.environ.get("HAKO_ROOT", DEFAULT_ROOT))
+    if args is None:
+        parser = build_parser(command)
+        args = parser.parse_args(argv)
     phase("cli", "parsed")
     if not getattr(args, "func", None):
         parser.print_help()

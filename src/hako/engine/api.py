@@ -14,7 +14,7 @@ import builtins
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -71,7 +71,7 @@ def _options(image: str, command: Sequence[str] | str | None, kw: dict[str, Any]
             kw[key] = parse_bytes(kw[key], key)
     if "remove" in kw:
         kw["rm"] = kw.pop("remove")
-    names = {f.name for f in fields(CreateOptions)}
+    names = set(CreateOptions.__annotations__)  # a hako.records class: no dataclasses.fields()
     for key, value in kw.items():
         if key not in names:
             raise TypeError(f"unknown option {key!r}")

@@ -7,13 +7,16 @@ Docker-shaped ``Config``; ``build_spec`` turns a stored container record into th
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+import os
 
 from hako.engine.signals import SIGNALS, parse_signal  # noqa: F401 - re-exported
 from hako.errors import ConfigError
+from hako.records import dataclass, field
+
+TYPE_CHECKING = False  # typing, pathlib and re load only for the flags that need them (start-up time)
+if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import Any
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -52,6 +55,8 @@ RLIMITS = {"core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice
            "rss", "rtprio", "rttime", "sigpending", "stack", "as"}
 
 
+# hako.records: these option records need only construction, ==, and a repr; the real
+# dataclasses module (inspect, ast, ...) would cost ``hako run`` several milliseconds.
 @dataclass
 class MountRequest:
     """One -v/--mount/--tmpfs request: ``type`` is bind, volume or tmpfs; volume with no name = anonymous."""
@@ -115,6 +120,8 @@ _UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 
 
 def parse_bytes(text: str, what: str = "size") -> int:
+    import re
+
     m = re.fullmatch(r"\s*(-?\d+(?:\.\d+)?)\s*([bkmgt]?)b?\s*", text.lower())
     if not m:
         raise ConfigError(what, f"invalid size {text!r} (e.g. 512m, 1g)")
@@ -125,6 +132,8 @@ def parse_bytes(text: str, what: str = "size") -> int:
 def parse_duration(text: str | float | int, what: str = "duration") -> float:
     if isinstance(text, int | float):
         return float(text)
+    import re
+
     total = 0.0
     pos = 0
     for m in re.finditer(r"(\d+(?:\.\d+)?)(ns|us|ms|s|m|h)", text):
@@ -170,7 +179,7 @@ def parse_volume(spec: str) -> MountRequest:
     extra = [o for o in opts if o not in ("ro", "rw", "z", "Z")]
     kind = "bind" if src.startswith("/") or src.startswith(".") else "volume"
     if kind == "bind":
-        src = str(Path(src).absolute())
+        src = absolute(src)
     return MountRequest(kind, _abs(dst, spec), src, ro, extra)
 
 
@@ -195,7 +204,7 @@ def parse_mount(spec: str) -> MountRequest:
     elif kind == "bind":
         if not source:
             raise ConfigError("mount", f"{spec!r}: a bind mount needs a source")
-        source = str(Path(source).absolute())
+        source = absolute(source)
     elif kind != "volume":
         raise ConfigError("mount", f"{spec!r}: unsupported type {kind!r}")
     return MountRequest(kind, _abs(target, spec), source, ro, opts)
@@ -204,6 +213,16 @@ def parse_mount(spec: str) -> MountRequest:
 def parse_tmpfs(spec: str) -> MountRequest:
     target, _, opts = spec.partition(":")
     return MountRequest("tmpfs", _abs(target, spec), "", False, [o for o in opts.split(",") if o])
+
+
+def absolute(path: str) -> str:
+    """``str(Path(path).absolute())`` without pathlib (it imports re, fnmatch and urllib)."""
+    lead = "//" if path.startswith("//") and not path.startswith("///") else "/"
+    parts = [c for c in path.split("/") if c and c != "."]
+    if not path.startswith("/"):
+        cwd = os.getcwd()
+        return cwd if not parts else (cwd.rstrip("/") + "/" + "/".join(parts))
+    return lead + "/".join(parts)
 
 
 def _abs(path: str, spec: str) -> str:
@@ -215,7 +234,8 @@ def _abs(path: str, spec: str) -> str:
 def read_env_file(path: str) -> list[str]:
     out = []
     try:
-        text = Path(path).read_text()
+        with open(path) as f:
+            text = f.read()
     except OSError as exc:
         raise ConfigError("env-file", f"{path}: {exc.strerror}") from None
     for line in text.splitlines():
@@ -226,8 +246,6 @@ def read_env_file(path: str) -> list[str]:
 
 
 def merge_env(base: list[str], extra: list[str]) -> list[str]:
-    import os
-
     env: dict[str, str] = {}
     for item in base:
         k, _, v = item.partition("=")
@@ -281,7 +299,6 @@ def host_bounding_caps() -> list[str]:
 
 def host_devices() -> list[dict[str, Any]]:
     """Every character and block device of the host's /dev, for --privileged (as Docker gives them)."""
-    import os
     import stat
 
     out: list[dict[str, Any]] = []
@@ -407,19 +424,21 @@ def host_config(opts: CreateOptions, runtime: str, cgroup_parent: str) -> dict[s
 
 
 # --- users -----------------------------------------------------------------------------------------
-def _read_db(rootfs: Path, name: str) -> list[list[str]]:
-    path = rootfs / "etc" / name
+def _read_db(rootfs: str | Path, name: str) -> list[list[str]]:
+    path = os.path.join(rootfs, "etc", name)
     try:
-        if path.is_symlink():
-            target = Path(path.readlink())
-            path = rootfs / str(target).lstrip("/") if target.is_absolute() else path.parent / target
-        text = path.read_text(errors="replace")
+        if os.path.islink(path):
+            target = os.readlink(path)
+            path = (os.path.join(rootfs, target.lstrip("/")) if target.startswith("/")
+                    else os.path.join(os.path.dirname(path), target))
+        with open(path, errors="replace") as f:
+            text = f.read()
     except OSError:
         return []
     return [line.split(":") for line in text.splitlines() if line and not line.startswith("#")]
 
 
-def resolve_user(rootfs: Path, spec: str) -> dict[str, Any]:
+def resolve_user(rootfs: str | Path, spec: str) -> dict[str, Any]:
     """``user[:group]`` (names or numbers) to OCI ``process.user``, using the image's passwd and group."""
     user, _, group = spec.partition(":")
     passwd = _read_db(rootfs, "passwd")
@@ -473,7 +492,8 @@ def _seccomp(host: dict[str, Any], caps: list[str]) -> dict[str, Any] | None:
             import json
 
             try:
-                prof = json.loads(Path(value).read_text())
+                with open(value) as f:
+                    prof = json.loads(f.read())
             except (OSError, ValueError) as exc:
                 raise ConfigError("security-opt", f"seccomp profile {value}: {exc}") from None
             return _oci_seccomp(prof, caps)
@@ -495,7 +515,7 @@ def _oci_seccomp(prof: dict[str, Any], caps: list[str]) -> dict[str, Any]:
     return dict(from_docker(prof, caps))
 
 
-def build_spec(rec: dict[str, Any], rootfs: Path, cdir: Path, volume_path: Any) -> dict[str, Any]:
+def build_spec(rec: dict[str, Any], rootfs: str | Path, cdir: str | Path, volume_path: Any) -> dict[str, Any]:
     """config.json for a stored container record; ``volume_path(name)`` gives a volume's _data dir."""
     cfg, host = rec["Config"], rec["HostConfig"]
     privileged = bool(host.get("Privileged"))
@@ -518,10 +538,10 @@ def build_spec(rec: dict[str, Any], rootfs: Path, cdir: Path, volume_path: Any) 
          "options": ["nosuid", "noexec", "nodev", "relatime", "rw" if privileged else "ro"]},
     ]
     for name in ("hostname", "hosts", "resolv.conf"):
-        mounts.append({"destination": f"/etc/{name}", "type": "bind", "source": str(cdir / name),
+        mounts.append({"destination": f"/etc/{name}", "type": "bind", "source": os.path.join(cdir, name),
                        "options": ["rbind", "rprivate"]})
     if host.get("Init"):
-        init = next((p for p in INIT_BINARIES if Path(p).exists()), None)
+        init = next((p for p in INIT_BINARIES if os.path.exists(p)), None)
         if init is None:
             raise ConfigError("init", "no init binary found (install catatonit or tini)")
         mounts.append({"destination": INIT_PATH, "type": "bind", "source": init, "options": ["rbind", "ro"]})

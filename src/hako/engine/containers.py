@@ -8,15 +8,11 @@ container reported as running when it is not.
 
 from __future__ import annotations
 
+import _socket
 import fcntl
-import json
 import os
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 from hako.engine import monitor as mon
 from hako.engine.db import EngineDB
@@ -33,14 +29,20 @@ from hako.engine.trace import path as trace_path
 from hako.engine.trace import phase
 from hako.engine.volumes import VolumeStore
 from hako.errors import Conflict, HakoError, NotFound
+from hako.runtime import fastjson as json  # json's decoder imports re (and enum, functools, ...)
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     import socket
+    from collections.abc import Iterator
+    from pathlib import Path
+    from typing import Any
 
     from hako.engine.config import CreateOptions
 
-# The config module (dataclasses) and socket load only for the commands that need them, so that
-# ps, inspect, stop, rm and logs start fast.
+# The config module and socket load only for the commands that need them, and pathlib, typing,
+# json, re and contextlib not at all on the way to a container's monitor (``hako run`` start-up):
+# paths here are strings; ``root`` and ``cdir()`` give pathlib objects to the other callers.
 
 RUNNING_STATES = ("running", "starting", "restarting", "paused")
 ZERO_TIME = "0001-01-01T00:00:00Z"
@@ -54,26 +56,116 @@ class ContainerError(HakoError):
         self.code = code
 
 
-def write_atomic(path: Path, data: dict[str, Any]) -> None:
+def write_atomic(path: str | Path, data: dict[str, Any]) -> None:
     mon.write_atomic(str(path), data)
 
 
+def _norm(path: str) -> str:
+    """``str(Path(path))`` without pathlib: slashes collapsed, ``.`` parts and a final slash dropped."""
+    lead = "//" if path.startswith("//") and not path.startswith("///") else "/" if path.startswith("/") else ""
+    return lead + "/".join(c for c in path.split("/") if c and c != ".") or "."
+
+
+def _write(path: str, text: str) -> None:
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def _read(path: str) -> str:
+    with open(path) as f:
+        return f.read()
+
+
+def _touch(path: str) -> None:
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o666))
+    os.utime(path)
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def _rmtree(path: str) -> None:
+    """``shutil.rmtree(path, ignore_errors=True)`` (shutil imports fnmatch, re and the compressors);
+    symlinks are removed, never followed."""
+    try:
+        entries = os.scandir(path)
+    except OSError:
+        return
+    with entries:
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    _rmtree(entry.path)
+                else:
+                    os.unlink(entry.path)
+            except OSError:
+                pass
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass
+
+
+def _raw_attach_socket(pending: PendingMonitor) -> Any:
+    """The pending monitor's attach socket as the bare ``_socket.socket`` it holds: ``.ours`` wraps it
+    in a ``socket.socket``, whose module imports enum (several ms before ``hako run`` gets going)."""
+    raw = pending.__dict__.get("_ours")
+    if raw is None or not isinstance(raw, _socket.socket):
+        sock = pending.ours
+        return None if sock is None else _socket.socket(fileno=sock.detach())
+    pending._ours = None
+    return raw
+
+
+class _Locked:
+    """``Engine.locked``: flock on the container's lock file for the ``with`` block."""
+
+    def __init__(self, path: str, cid: str) -> None:
+        self.path, self.cid, self.fd = path, cid, -1
+
+    def __enter__(self) -> None:
+        try:
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except FileNotFoundError:
+            raise NotFound(f"no such container: {self.cid}") from None
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
+        except BaseException:
+            os.close(self.fd)
+            raise
+
+    def __exit__(self, *_: object) -> None:
+        os.close(self.fd)
+
+
 class Engine:
-    def __init__(self, root: Path, runtime: str | None = None, cgroup_parent: str | None = None) -> None:
-        self.root = Path(root)
-        self.db = EngineDB(self.root)
-        self.volumes = VolumeStore(self.root, self.db)
+    def __init__(self, root: str | Path, runtime: str | None = None, cgroup_parent: str | None = None) -> None:
+        self._root = _norm(os.fspath(root))
+        self._cdirs = os.path.join(self._root, "engine", "containers")
+        self.db = EngineDB(self._root)
+        self.volumes = VolumeStore(self._root, self.db)
         self.default_runtime = runtime or default_runtime()
         self.cgroup_parent = cgroup_parent or os.environ.get("HAKO_CGROUP_PARENT") or "/hako"
         self._images: Any = None
         self._pending: PendingMonitor | None = None
 
     @property
+    def root(self) -> Path:
+        from pathlib import Path
+
+        return Path(self._root)
+
+    @property
     def images(self) -> Any:
         if self._images is None:
             from hako.engine.images import ImageProvider
 
-            self._images = ImageProvider(self.root)
+            # The engine's database connection serves the image store too (one open, not two).
+            self._images = ImageProvider(self._root, conn=self.db.conn)
         return self._images
 
     def close(self) -> None:
@@ -81,32 +173,33 @@ class Engine:
 
     # --- paths and helpers ---------------------------------------------------------------------
     def cdir(self, cid: str) -> Path:
-        return self.root / "engine" / "containers" / cid
+        from pathlib import Path
+
+        return Path(self._cdirs, cid)
+
+    def _dir(self, cid: str, *names: str) -> str:
+        """``cdir(cid) / names`` as a string."""
+        return os.path.join(self._cdirs, cid, *names)
 
     def runtime(self, rec: dict[str, Any]) -> RuntimeClient:
+        from pathlib import Path
+
+        return RuntimeClient(rec["HostConfig"]["Runtime"], Path(self._runtime_root(rec)))
+
+    def _runtime_root(self, rec: dict[str, Any]) -> str:
         path = rec["HostConfig"]["Runtime"]
-        return RuntimeClient(path, self.root / "engine" / "runtime" / Path(path).name)
+        return os.path.join(self._root, "engine", "runtime", os.path.basename(path.rstrip("/")))
 
     def get(self, ref: str) -> dict[str, Any]:
         return self.db.find_container(ref)
 
-    @contextmanager
-    def locked(self, cid: str) -> Iterator[None]:
-        path = self.cdir(cid) / "lock"
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        except FileNotFoundError:
-            raise NotFound(f"no such container: {cid}") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
+    def locked(self, cid: str) -> _Locked:
+        return _Locked(self._dir(cid, "lock"), cid)
 
     # --- state -----------------------------------------------------------------------------------
     def raw_state(self, cid: str) -> dict[str, Any]:
         try:
-            return mon.read_marshal(str(self.cdir(cid) / mon.STATE))
+            return mon.read_marshal(self._dir(cid, mon.STATE))
         except (OSError, ValueError, EOFError):
             return {"status": "created"}
 
@@ -118,7 +211,7 @@ class Engine:
         """The container's state, corrected when its monitor died."""
         cid = rec["Id"]
         st = self.raw_state(cid)
-        if (self.cdir(cid) / "paused").exists() and st.get("status") == "running":
+        if st.get("status") == "running" and os.path.exists(self._dir(cid, "paused")):
             st["status"] = "paused"
         if st.get("status") not in RUNNING_STATES or self.monitor_alive(st):
             return st
@@ -135,8 +228,8 @@ class Engine:
                 self.runtime(rec).delete(cid)
                 st.update(status="exited", pid=0, exit_code=st.get("exit_code") or 255, monitor_pid=0,
                           finished_at=mon.now_rfc3339(), error="the container's monitor died")
-                write_atomic(self.cdir(cid) / mon.STATE, st)
-        (self.cdir(cid) / "paused").unlink(missing_ok=True)
+                write_atomic(self._dir(cid, mon.STATE), st)
+        _unlink(self._dir(cid, "paused"))
         return st
 
     def is_running(self, rec: dict[str, Any]) -> bool:
@@ -189,11 +282,11 @@ class Engine:
             rec["Name"] = name = random_name() + "_" + cid[:4]
             self.db.insert_container(rec)
         phase("cli", "record inserted")
-        cdir = self.cdir(cid)
+        cdir = self._dir(cid)
         try:
-            cdir.mkdir(parents=True)
-            (cdir / "lock").touch()
-            rootfs = cdir / "bundle" / "rootfs"
+            os.makedirs(cdir)
+            _touch(os.path.join(cdir, "lock"))
+            rootfs = os.path.join(cdir, "bundle", "rootfs")
             saved = self.images.prepare_rootfs(cid, image, cdir, volatile=opts.rm)
             rec["Hako"]["Rootfs"] = saved
             phase("cli", "snapshot prepared")
@@ -202,8 +295,8 @@ class Engine:
             rec["Mounts"] = self._mounts(opts, cfg, rootfs)
             self._etc_files(rec, cdir)
             spec = build_spec(rec, rootfs, cdir, self.volumes.path)
-            (cdir / "bundle" / "config.json").write_text(json.dumps(spec, indent=1))
-            write_atomic(cdir / mon.STATE, {"status": "created", "exit_code": 0, "restart_count": 0,
+            _write(os.path.join(cdir, "bundle", "config.json"), json.dumps(spec))
+            write_atomic(os.path.join(cdir, mon.STATE), {"status": "created", "exit_code": 0, "restart_count": 0,
                                                "started_at": ZERO_TIME, "finished_at": ZERO_TIME})
             phase("cli", "config.json written")
             self.db.update_container(rec)
@@ -214,7 +307,7 @@ class Engine:
             raise
         return rec
 
-    def _mounts(self, opts: CreateOptions, cfg: dict[str, Any], rootfs: Path) -> list[dict[str, Any]]:
+    def _mounts(self, opts: CreateOptions, cfg: dict[str, Any], rootfs: str) -> list[dict[str, Any]]:
         from hako.engine.config import MountRequest
 
         requests: list[MountRequest] = list(opts.mounts)
@@ -222,7 +315,11 @@ class Engine:
         for vol in cfg.get("Volumes") or {}:
             if vol.rstrip("/") not in targets:
                 requests.append(MountRequest("volume", vol))
-        out = []
+        out: list[dict[str, Any]] = []
+        if not requests:
+            return out
+        from pathlib import Path
+
         for m in requests:
             if m.type == "tmpfs":
                 out.append({"Type": "tmpfs", "Source": "", "Destination": m.target, "Mode": "", "RW": True,
@@ -235,59 +332,67 @@ class Engine:
                             "Mode": "ro" if m.readonly else "", "RW": not m.readonly, "Propagation": "rprivate"})
             else:
                 name = self.volumes.create(m.source or None)
-                self.volumes.populate(name, rootfs, m.target)
+                self.volumes.populate(name, Path(rootfs), m.target)
                 out.append({"Type": "volume", "Name": name, "Source": str(self.volumes.path(name)),
                             "Destination": m.target, "Driver": "local", "Mode": "ro" if m.readonly else "",
                             "RW": not m.readonly, "Anonymous": not m.source})
         return out
 
-    def _etc_files(self, rec: dict[str, Any], cdir: Path) -> None:
+    def _etc_files(self, rec: dict[str, Any], cdir: str) -> None:
         hostname = rec["Config"]["Hostname"]
-        (cdir / "hostname").write_text(hostname + "\n")
+        _write(os.path.join(cdir, "hostname"), hostname + "\n")
         if rec["HostConfig"]["NetworkMode"] == "host":
-            hosts = Path("/etc/hosts").read_text()
-            resolv = Path("/etc/resolv.conf").read_text() if Path("/etc/resolv.conf").exists() else ""
+            hosts = _read("/etc/hosts")
+            resolv = _read("/etc/resolv.conf") if os.path.exists("/etc/resolv.conf") else ""
         else:
             hosts = f"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n"
             resolv = ""
-        (cdir / "hosts").write_text(hosts)
-        (cdir / "resolv.conf").write_text(resolv)
+        _write(os.path.join(cdir, "hosts"), hosts)
+        _write(os.path.join(cdir, "resolv.conf"), resolv)
 
     # --- start -----------------------------------------------------------------------------------
     def start(self, ref: str, attach: bool = False) -> socket.socket | None:
         """Start through a new monitor; with ``attach`` returns a socket already receiving the output."""
+        sock = self.start_raw(ref, attach)
+        if sock is None:
+            return None
+        import socket
+
+        return socket.socket(fileno=sock.detach())
+
+    def start_raw(self, ref: str, attach: bool = False) -> Any:
+        """``start``, but the attach socket is a bare ``_socket.socket`` (recv, sendall, close: all
+        ``hako run`` needs): the socket module would import enum on the way to the container."""
         rec = self.get(ref)
         cid = rec["Id"]
         if self.is_running(rec):
             if attach:
                 raise Conflict(f"container {rec['Name']} is already running")
             return None
-        cdir = self.cdir(cid)
+        cdir = self._dir(cid)
         with self.locked(cid):
             st = self.raw_state(cid)
             if st.get("status") in RUNNING_STATES and self.monitor_alive(st):
                 return None
-            self.images.mount_rootfs(rec["Hako"]["Rootfs"], cdir / "bundle" / "rootfs")
-            if not (cdir / "bundle" / "config.json").exists():
+            self.images.mount_rootfs(rec["Hako"]["Rootfs"], os.path.join(cdir, "bundle", "rootfs"))
+            if not os.path.exists(os.path.join(cdir, "bundle", "config.json")):
                 from hako.engine.config import build_spec
 
-                spec = build_spec(rec, cdir / "bundle" / "rootfs", cdir, self.volumes.path)
-                (cdir / "bundle" / "config.json").write_text(json.dumps(spec, indent=1))
-            (cdir / "stopping").unlink(missing_ok=True)
-            (cdir / "paused").unlink(missing_ok=True)
+                spec = build_spec(rec, os.path.join(cdir, "bundle", "rootfs"), cdir, self.volumes.path)
+                _write(os.path.join(cdir, "bundle", "config.json"), json.dumps(spec))
+            _unlink(os.path.join(cdir, "stopping"))
+            _unlink(os.path.join(cdir, "paused"))
             self._write_monitor_spec(rec, autoremove=rec["HostConfig"]["AutoRemove"])
-            ours: socket.socket | None = None
-            theirs: socket.socket | None = None
+            ours: Any = None
+            theirs: Any = None
             pending, self._pending = self._pending, None
             if pending is not None and pending.attach != attach:
                 pending.cancel()
                 pending = None
             if pending is not None:
-                ours = pending.ours
+                ours = _raw_attach_socket(pending)
             elif attach:
-                import socket
-
-                ours, theirs = socket.socketpair()
+                ours, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
             try:
                 phase("cli", "monitor spawn")
                 report = spawn_monitor(cdir, theirs, runtime_in_process(rec["HostConfig"]["Runtime"]), pending)
@@ -309,19 +414,19 @@ class Engine:
             health = {"test": hc["Test"], "interval": (hc.get("Interval") or 30e9) / 1e9,
                       "timeout": (hc.get("Timeout") or 30e9) / 1e9, "retries": hc.get("Retries") or 3,
                       "start_period": (hc.get("StartPeriod") or 0) / 1e9}
-        rt = self.runtime(rec)
-        rt.root.mkdir(parents=True, exist_ok=True)
+        rt_path, rt_root = host["Runtime"], self._runtime_root(rec)
+        os.makedirs(rt_root, exist_ok=True)
         logcfg = host.get("LogConfig", {}).get("Config", {})
         spec = {
-            "id": rec["Id"], "root": str(self.root), "runtime": rt.path, "runtime_root": str(rt.root),
-            "bundle": str(self.cdir(rec["Id"]) / "bundle"), "tty": bool(cfg.get("Tty")),
-            "open_stdin": bool(cfg.get("OpenStdin")), "log_path": str(self.cdir(rec["Id"]) / "ctr.log"),
+            "id": rec["Id"], "root": self._root, "runtime": rt_path, "runtime_root": rt_root,
+            "bundle": self._dir(rec["Id"], "bundle"), "tty": bool(cfg.get("Tty")),
+            "open_stdin": bool(cfg.get("OpenStdin")), "log_path": self._dir(rec["Id"], "ctr.log"),
             "log_max_size": int(logcfg.get("max-size", 10 << 20)), "log_max_files": int(logcfg.get("max-file", 3)),
             "restart": {"name": host["RestartPolicy"]["Name"], "max": host["RestartPolicy"]["MaximumRetryCount"]},
             "health": health, "cgroups_path": rec["Hako"]["CgroupsPath"], "autoremove": autoremove,
-            "python": sys.executable, "trace": trace_path(), "inprocess": runtime_in_process(rt.path),
+            "python": sys.executable, "trace": trace_path(), "inprocess": runtime_in_process(rt_path),
         }
-        write_atomic(self.cdir(rec["Id"]) / mon.SPEC, spec)
+        write_atomic(self._dir(rec["Id"], mon.SPEC), spec)
 
     # --- stop, kill, wait ------------------------------------------------------------------------
     def stop(self, ref: str, timeout: float | None = None, sig: str | None = None) -> dict[str, Any]:
@@ -456,16 +561,14 @@ class Engine:
 
     def _cleanup(self, rec: dict[str, Any], remove_volumes: bool) -> None:
         cid = rec["Id"]
-        cdir = self.cdir(cid)
-        self.runtime(rec).delete(cid)
+        cdir = self._dir(cid)
+        if os.path.exists(os.path.join(self._runtime_root(rec), cid)):  # what RuntimeClient.delete checks
+            self.runtime(rec).delete(cid)
         saved = rec.get("Hako", {}).get("Rootfs") or {}
         if saved:
-            self.images.unmount_rootfs(saved, cdir / "bundle" / "rootfs")
+            self.images.unmount_rootfs(saved, os.path.join(cdir, "bundle", "rootfs"))
             self.images.remove_rootfs(saved, cid)
-        if cdir.exists():
-            import shutil
-
-            shutil.rmtree(cdir, ignore_errors=True)
+        _rmtree(cdir)
         self.db.delete_container(cid)
         self.images.remove_ref(rec.get("ImageID", ""), cid)
         for m in rec.get("Mounts", []):
@@ -507,7 +610,7 @@ class Engine:
         out["State"] = state
         out["RestartCount"] = int(st.get("restart_count") or 0)
         out["Driver"] = "overlay"
-        out["LogPath"] = str(self.cdir(rec["Id"]) / "ctr.log")
+        out["LogPath"] = self._dir(rec["Id"], "ctr.log")
         out["HostConfig"] = dict(rec["HostConfig"], CgroupParent=rec["HostConfig"].get("CgroupParent"))
         out["Mounts"] = [{k: v for k, v in m.items() if k not in ("Anonymous", "Options")} for m in rec["Mounts"]]
         return out

@@ -7,13 +7,15 @@ never needs SQLite.
 
 from __future__ import annotations
 
-import json
-import sqlite3
-from pathlib import Path
-from typing import Any
-
 from hako.errors import Conflict, NotFound
-from hako.storage.db import connect, ensure_schema, transaction
+from hako.runtime import fastjson as json  # json's decoder imports re (and enum, functools, ...)
+from hako.storage.db import IntegrityError, connect, ensure_schema, transaction
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import sqlite3
+    from pathlib import Path
+    from typing import Any
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS containers (
@@ -34,7 +36,7 @@ CREATE TABLE IF NOT EXISTS volumes (
 
 
 class EngineDB:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: str | Path) -> None:
         self.conn = connect(root)
         ensure_schema(self.conn, SCHEMA)
 
@@ -48,7 +50,7 @@ class EngineDB:
                 self.conn.execute(
                     "INSERT INTO containers (id, name, image, image_id, created, record) VALUES (?,?,?,?,?,?)",
                     (rec["Id"], rec["Name"], rec["Image"], rec["ImageID"], rec["Created"], json.dumps(rec)))
-        except sqlite3.IntegrityError as exc:
+        except IntegrityError as exc:
             raise Conflict(f"container name {rec['Name']!r} is already in use") from exc
 
     def update_container(self, rec: dict[str, Any]) -> None:
@@ -56,7 +58,7 @@ class EngineDB:
             with transaction(self.conn):
                 self.conn.execute("UPDATE containers SET name=?, record=? WHERE id=?",
                                   (rec["Name"], json.dumps(rec), rec["Id"]))
-        except sqlite3.IntegrityError as exc:
+        except IntegrityError as exc:
             raise Conflict(f"container name {rec['Name']!r} is already in use") from exc
 
     def delete_container(self, cid: str) -> None:

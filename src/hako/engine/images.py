@@ -9,12 +9,16 @@ directories with overlayfs itself.
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+import os
 
 from hako.errors import HakoError, NotFound
+from hako.records import dataclass, field
+
+TYPE_CHECKING = False  # typing, pathlib and json stay off ``hako run``'s way to its monitor
+if TYPE_CHECKING:
+    import sqlite3
+    from pathlib import Path
+    from typing import Any
 
 
 @dataclass
@@ -30,15 +34,15 @@ class EngineImage:
         return dict(self.config.get("config") or {})
 
 
-def _image_store(root: Path) -> Any:
+def _image_store(root: str | Path, conn: sqlite3.Connection | None = None) -> Any:
     try:
         from hako.images.store import ImageStore  # type: ignore[import-not-found,unused-ignore]
     except ImportError:
         return None
-    return ImageStore(root)
+    return ImageStore(root, conn=conn)
 
 
-def _snapshotter(root: Path) -> Any:
+def _snapshotter(root: str | Path) -> Any:
     try:
         from hako.storage.snapshots import Snapshotter  # type: ignore[import-not-found,unused-ignore]
     except ImportError:
@@ -47,13 +51,16 @@ def _snapshotter(root: Path) -> Any:
 
 
 # --- a directory image store, used only until hako.images.store exists ---------------------------
-def _dir_images(root: Path) -> Path:
-    return root / "engine-images"
+def _dir_images(root: str | Path) -> Path:
+    from pathlib import Path
+
+    return Path(root, "engine-images")
 
 
 def register_dir_image(root: Path, name: str, rootfs: Path, config: dict[str, Any] | None = None) -> EngineImage:
     """Register a plain rootfs directory as image ``name`` (fallback when there is no image store)."""
     import hashlib
+    import json
     import shutil
 
     name = normalize(name)
@@ -77,15 +84,16 @@ def normalize(ref: str) -> str:
 
 
 class ImageProvider:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: str | Path, conn: sqlite3.Connection | None = None) -> None:
+        """``conn``: an open connection to the store's database to share (the engine's)."""
         self.root = root
-        self.store = _image_store(root)
+        self.store = _image_store(root, conn)
         self.snapshotter = self.store.snapshotter if self.store is not None else _snapshotter(root)
 
     def resolve(self, ref: str, pull: str = "missing") -> EngineImage:
         if self.store is None:
             return self._resolve_dir(ref)
-        if _dir_images(self.root).exists():
+        if os.path.exists(os.path.join(self.root, "engine-images")):
             try:
                 return self._resolve_dir(ref)
             except NotFound:
@@ -100,11 +108,13 @@ class ImageProvider:
         if img is None:
             img = self.store.pull(ref, quiet=True)
         dirs: list[Path] = []
-        if self.snapshotter is None:
+        if self.snapshotter is None:  # pragma: no cover - the store always has one
             dirs = list(self.store.layer_dirs(img))
         return EngineImage(img.id, (img.repo_tags or [ref])[0], img.config, list(img.chain_ids), dirs)
 
     def _resolve_dir(self, ref: str) -> EngineImage:
+        import json
+
         for d in sorted(_dir_images(self.root).glob("*/image.json")):
             meta = json.loads(d.read_text())
             if meta["name"] == normalize(ref) or meta["id"] == ref or meta["id"].startswith("sha256:" + ref):
@@ -139,7 +149,7 @@ class ImageProvider:
             pass
 
     # --- root filesystems ------------------------------------------------------------------
-    def prepare_rootfs(self, cid: str, image: EngineImage, cdir: Path, volatile: bool = False) -> dict[str, Any]:
+    def prepare_rootfs(self, cid: str, image: EngineImage, cdir: str | Path, volatile: bool = False) -> dict[str, Any]:
         """Make the container's writable root; returns what ``mount_rootfs`` needs later.
 
         ``volatile`` (for --rm containers, as podman does): overlayfs skips every sync of the upper
@@ -151,14 +161,14 @@ class ImageProvider:
                     "mounts": [{"type": m.type, "source": m.source,
                                 "options": list(m.options) + (extra if m.type == "overlay" else [])}
                                for m in mounts]}
-        upper, work = cdir / "diff", cdir / "work"
-        upper.mkdir(parents=True, exist_ok=True)
-        work.mkdir(parents=True, exist_ok=True)
+        upper, work = os.path.join(cdir, "diff"), os.path.join(cdir, "work")
+        os.makedirs(upper, exist_ok=True)
+        os.makedirs(work, exist_ok=True)
         lowers = [str(p) for p in reversed(image.layer_dirs)]
-        return {"kind": "overlay", "lower": lowers, "upper": str(upper), "work": str(work), "extra": extra}
+        return {"kind": "overlay", "lower": lowers, "upper": upper, "work": work, "extra": extra}
 
-    def mount_rootfs(self, saved: dict[str, Any], target: Path) -> None:
-        target.mkdir(parents=True, exist_ok=True)
+    def mount_rootfs(self, saved: dict[str, Any], target: str | Path) -> None:
+        os.makedirs(target, exist_ok=True)
         if is_mountpoint(target):
             return
         if saved["kind"] == "snapshot":
@@ -177,7 +187,7 @@ class ImageProvider:
         if proc.returncode != 0:
             raise HakoError(f"mount overlay at {target}: {proc.stderr.strip()}")
 
-    def unmount_rootfs(self, saved: dict[str, Any], target: Path) -> None:
+    def unmount_rootfs(self, saved: dict[str, Any], target: str | Path) -> None:
         if not is_mountpoint(target):
             return
         if saved.get("kind") == "snapshot" and self.snapshotter is not None:
@@ -194,14 +204,16 @@ class ImageProvider:
             except NotFound:
                 pass
 
-    def usage(self, saved: dict[str, Any], cdir: Path) -> int:
+    def usage(self, saved: dict[str, Any], cdir: str | Path) -> int:
         if saved.get("kind") == "snapshot" and self.snapshotter is not None:
             try:
                 u = self.snapshotter.usage(saved["key"])
                 return int(getattr(u, "size", u) or 0)
             except Exception:  # noqa: BLE001
                 return 0
-        return dir_size(Path(saved.get("upper", cdir / "diff")))
+        from pathlib import Path
+
+        return dir_size(Path(saved.get("upper") or os.path.join(cdir, "diff")))
 
 
 def dir_size(path: Path) -> int:
@@ -217,8 +229,8 @@ def dir_size(path: Path) -> int:
     return total
 
 
-def is_mountpoint(path: Path) -> bool:
-    target = str(path.resolve()) if path.exists() else str(path)
+def is_mountpoint(path: str | Path) -> bool:
+    target = os.path.realpath(path) if os.path.exists(path) else str(path)
     with open("/proc/self/mountinfo") as f:
         for line in f:
             if line.split()[4].replace("\\040", " ") == target:

@@ -6,11 +6,14 @@ A volume is filled from the image's content at its mount point the first time it
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
-from hako.engine.db import EngineDB
 from hako.errors import ConfigError, Conflict, NotFound
+
+TYPE_CHECKING = False  # pathlib and typing load only when a volume is used (``hako run`` start-up)
+if TYPE_CHECKING:
+    from pathlib import Path
+    from typing import Any
+
+    from hako.engine.db import EngineDB
 
 _NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
 
@@ -26,10 +29,24 @@ def _now() -> str:
 
 
 class VolumeStore:
-    def __init__(self, root: Path, db: EngineDB) -> None:
-        self.root = root
+    def __init__(self, root: str | Path, db: EngineDB) -> None:
+        self._root = root
         self.db = db
-        self.dir = root / "volumes"
+        self._dir: Path | None = None
+
+    @property
+    def root(self) -> Path:
+        from pathlib import Path
+
+        return Path(self._root)
+
+    @property
+    def dir(self) -> Path:
+        if self._dir is None:
+            from pathlib import Path
+
+            self._dir = Path(self._root) / "volumes"
+        return self._dir
 
     def path(self, name: str) -> Path:
         return self.dir / name / "_data"

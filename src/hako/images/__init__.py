@@ -7,7 +7,9 @@ The Python API (``hako.images.pull(ref, root=...)``, ``push``, ``get``, ``list_i
 
 from __future__ import annotations
 
-from typing import Any
+TYPE_CHECKING = False  # typing imports re: too slow for ``hako run``, which loads this package
+if TYPE_CHECKING:
+    from typing import Any
 
 _API = ("pull", "push", "get", "list_images", "remove", "tag", "inspect", "import_tarball", "save", "load",
         "prune", "open_store")

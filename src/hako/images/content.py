@@ -7,20 +7,21 @@ leaves a partial blob under a real digest. Leftover temp files are swept by ``gc
 
 from __future__ import annotations
 
-import hashlib
 import os
 import stat
-import tempfile
-from collections.abc import Iterator
-from pathlib import Path
-from typing import BinaryIO
 
 from hako.errors import NotFound, RegistryError
-from hako.images.reference import SHA256_HEX
+from hako.images.reference import is_sha256_hex
+
+TYPE_CHECKING = False  # reading a blob is on ``hako run``'s path: no hashlib, tempfile or pathlib there
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+    from typing import BinaryIO
 
 
 def check_digest(digest: str) -> str:
-    if not digest.startswith("sha256:") or not SHA256_HEX.match(digest[7:]):
+    if not digest.startswith("sha256:") or not is_sha256_hex(digest[7:]):
         raise RegistryError(f"unsupported or invalid digest {digest!r}")
     return digest[7:]
 
@@ -29,6 +30,10 @@ class BlobWriter:
     """Accumulates a blob in a temp file while hashing it; ``commit`` verifies and renames."""
 
     def __init__(self, store: ContentStore) -> None:
+        import hashlib
+        import tempfile
+        from pathlib import Path
+
         self.store = store
         fd, name = tempfile.mkstemp(dir=store.tmp_dir, prefix="blob-")
         self.path = Path(name)
@@ -80,15 +85,35 @@ class BlobWriter:
 
 
 class ContentStore:
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.dir = root / "blobs" / "sha256"
-        self.tmp_dir = root / "blobs" / "tmp"
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+    def __init__(self, root: str | Path) -> None:
+        self._root = os.fspath(root)
+        self._dir = os.path.join(self._root, "blobs", "sha256")
+        self._tmp_dir = os.path.join(self._root, "blobs", "tmp")
+        os.makedirs(self._dir, exist_ok=True)
+        os.makedirs(self._tmp_dir, exist_ok=True)
+
+    @property
+    def root(self) -> Path:
+        from pathlib import Path
+
+        return Path(self._root)
+
+    @property
+    def dir(self) -> Path:
+        from pathlib import Path
+
+        return Path(self._dir)
+
+    @property
+    def tmp_dir(self) -> Path:
+        from pathlib import Path
+
+        return Path(self._tmp_dir)
 
     def path(self, digest: str) -> Path:
-        return self.dir / check_digest(digest)
+        from pathlib import Path
+
+        return Path(self._dir, check_digest(digest))
 
     def has(self, digest: str) -> bool:
         return self.path(digest).exists()
@@ -101,7 +126,8 @@ class ContentStore:
 
     def read(self, digest: str) -> bytes:
         try:
-            return self.path(digest).read_bytes()
+            with open(os.path.join(self._dir, check_digest(digest)), "rb") as f:
+                return f.read()
         except FileNotFoundError:
             raise NotFound(f"blob {digest} not found") from None
 
@@ -116,6 +142,8 @@ class ContentStore:
 
     def put(self, data: bytes, digest: str | None = None) -> str:
         if digest is not None and self.has(digest):
+            import hashlib
+
             if hashlib.sha256(data).hexdigest() != check_digest(digest):
                 raise RegistryError(f"blob {digest}: content does not match its digest")
             return digest
@@ -128,7 +156,7 @@ class ContentStore:
 
     def digests(self) -> Iterator[str]:
         for p in self.dir.iterdir():
-            if SHA256_HEX.match(p.name):
+            if is_sha256_hex(p.name):
                 yield "sha256:" + p.name
 
     def sweep_tmp(self, older_than: float = 3600.0) -> int:

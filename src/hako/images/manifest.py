@@ -12,7 +12,7 @@ from typing import Any
 
 from hako.errors import ConfigError
 from hako.images import mediatypes as mt
-from hako.images.reference import SHA256_HEX
+from hako.images.reference import is_sha256_hex
 
 ATTESTATION_REF_TYPE = "vnd.docker.reference.type"
 
@@ -97,7 +97,7 @@ def _descriptor(obj: Any, path: str) -> Descriptor:
     if not digest.startswith("sha256:"):
         raise ConfigError(f"{path}.digest", f"unsupported digest {digest!r}: only sha256")
     # Digests become URL and file path components: nothing but 64 lower-case hex digits.
-    if not SHA256_HEX.match(digest[7:]):
+    if not is_sha256_hex(digest[7:]):
         raise ConfigError(f"{path}.digest", f"invalid sha256 digest {digest!r}")
     if not isinstance(size, int) or isinstance(size, bool) or size < 0:
         raise ConfigError(f"{path}.size", f"invalid size {size!r}")

@@ -7,12 +7,15 @@ concurrent ``hako`` processes see either all of a pull or none of it.
 
 from __future__ import annotations
 
-import sqlite3
 import time
-from dataclasses import dataclass
-from pathlib import Path
 
+from hako.records import dataclass
 from hako.storage.db import connect, ensure_schema, transaction
+
+TYPE_CHECKING = False  # the image lookup is on ``hako run``'s path: no sqlite3 package, pathlib, dataclasses
+if TYPE_CHECKING:
+    import sqlite3
+    from pathlib import Path
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS images (
@@ -70,12 +73,15 @@ class LayerRow:
 
 
 class ImageDB:
-    def __init__(self, root: Path) -> None:
-        self.conn: sqlite3.Connection = connect(root)
+    def __init__(self, root: str | Path, conn: sqlite3.Connection | None = None) -> None:
+        """``conn``: an open connection to the same database to use (and leave open on ``close``)."""
+        self._own = conn is None
+        self.conn: sqlite3.Connection = connect(root) if conn is None else conn
         ensure_schema(self.conn, SCHEMA)
 
     def close(self) -> None:
-        self.conn.close()
+        if self._own:
+            self.conn.close()
 
     # -- reads -------------------------------------------------------------------------
     def _row(self, r: sqlite3.Row) -> ImageRow:
@@ -177,7 +183,7 @@ class ImageDB:
             c.execute("DELETE FROM image_users WHERE container_id=?", (container_id,))
 
 
-def add_container_ref(root: Path, container_id: str, image_id: str) -> None:
+def add_container_ref(root: str | Path, container_id: str, image_id: str) -> None:
     """For the engine: container ``container_id`` uses image ``image_id`` (blocks ``rmi``)."""
     db = ImageDB(root)
     try:
@@ -186,7 +192,7 @@ def add_container_ref(root: Path, container_id: str, image_id: str) -> None:
         db.close()
 
 
-def remove_container_ref(root: Path, container_id: str) -> None:
+def remove_container_ref(root: str | Path, container_id: str) -> None:
     db = ImageDB(root)
     try:
         db.remove_container_ref(container_id)

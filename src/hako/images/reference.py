@@ -7,32 +7,119 @@ contains a dot or a colon, or is ``localhost``.
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-
 from hako.errors import HakoError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import re
 
 DEFAULT_REGISTRY = "docker.io"
 DEFAULT_TAG = "latest"
 
-_COMPONENT = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*\Z")
-_TAG = re.compile(r"[\w][\w.-]{0,127}\Z")
-_DIGEST = re.compile(r"[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,}\Z")
-_DOMAIN = re.compile(r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.[a-zA-Z0-9-]+)*(?::[0-9]+)?\Z"
-                     r"|\[[0-9a-fA-F:]+\](?::[0-9]+)?\Z")
-SHA256_HEX = re.compile(r"[0-9a-f]{64}\Z")
+# ``hako run IMAGE`` parses a reference on its way to the container: the common parts are checked
+# with str methods, and the re module (with enum, functools, ...) loads only for registries and
+# digests, compiled once on first use.
+_PATTERNS = {
+    "digest": r"[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,}\Z",
+    "domain": (r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.[a-zA-Z0-9-]+)*(?::[0-9]+)?\Z"
+               r"|\[[0-9a-fA-F:]+\](?::[0-9]+)?\Z"),
+    "sha256": r"[0-9a-f]{64}\Z",
+}
+_compiled: dict[str, re.Pattern[str]] = {}
+_LOWER_ALNUM = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
+_HEX = frozenset("0123456789abcdef")
+
+
+def _pattern(name: str) -> re.Pattern[str]:
+    p = _compiled.get(name)
+    if p is None:
+        import re
+
+        p = _compiled[name] = re.compile(_PATTERNS[name])
+    return p
+
+
+def __getattr__(name: str) -> re.Pattern[str]:
+    # SHA256_HEX (a compiled pattern) stays importable; it is compiled when first asked for.
+    if name == "SHA256_HEX":
+        return _pattern("sha256")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def is_sha256_hex(s: str) -> bool:
+    """64 lower-case hex digits (``SHA256_HEX.match``)."""
+    return len(s) == 64 and set(s) <= _HEX
+
+
+def valid_component(comp: str) -> bool:
+    """A repository path component: ``[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*``."""
+    sep = ""
+    prev_alnum = False
+    for c in comp:
+        if c in _LOWER_ALNUM:
+            if sep and sep not in (".", "_", "__") and sep.strip("-"):
+                return False
+            sep = ""
+            prev_alnum = True
+        elif c in "._-":
+            if not prev_alnum and not sep:
+                return False  # a leading separator
+            sep += c
+            prev_alnum = False
+        else:
+            return False
+    return prev_alnum
+
+
+def valid_tag(tag: str) -> bool:
+    """``[\\w][\\w.-]{0,127}``: a word character, then word characters, dots and dashes."""
+    return (0 < len(tag) <= 128 and (tag[0].isalnum() or tag[0] == "_")
+            and all(c.isalnum() or c in "_.-" for c in tag))
 
 
 class InvalidReference(HakoError):
     pass
 
 
-@dataclass(frozen=True)
 class Reference:
+    """A parsed reference: immutable, compared and hashed by value (a frozen dataclass's behaviour,
+    without the dataclasses module's start-up cost)."""
+
+    __slots__ = ("registry", "repository", "tag", "digest")
+    __match_args__ = ("registry", "repository", "tag", "digest")
     registry: str
     repository: str
-    tag: str | None = None
-    digest: str | None = None
+    tag: str | None
+    digest: str | None
+
+    def __init__(self, registry: str, repository: str, tag: str | None = None, digest: str | None = None) -> None:
+        set_ = object.__setattr__
+        set_(self, "registry", registry)
+        set_(self, "repository", repository)
+        set_(self, "tag", tag)
+        set_(self, "digest", digest)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"cannot assign to field {name!r}: a Reference is immutable")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"cannot delete field {name!r}: a Reference is immutable")
+
+    def _key(self) -> tuple[str, str, str | None, str | None]:
+        return (self.registry, self.repository, self.tag, self.digest)
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        assert isinstance(other, Reference)
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return (f"Reference(registry={self.registry!r}, repository={self.repository!r}, tag={self.tag!r}, "
+                f"digest={self.digest!r})")
 
     @property
     def name(self) -> str:
@@ -69,22 +156,22 @@ def parse(ref: str, *, default_tag: bool = True) -> Reference:
     digest = None
     if "@" in rest:
         rest, digest = rest.split("@", 1)
-        if not _DIGEST.match(digest):
+        if not _pattern("digest").match(digest):
             raise InvalidReference(f"invalid reference {ref!r}: bad digest {digest!r}")
-        if digest.startswith("sha256:") and not SHA256_HEX.match(digest[7:]):
+        if digest.startswith("sha256:") and not is_sha256_hex(digest[7:]):
             raise InvalidReference(f"invalid reference {ref!r}: bad sha256 digest")
     tag = None
     slash = rest.rfind("/")
     colon = rest.rfind(":")
     if colon > slash:
         rest, tag = rest[:colon], rest[colon + 1:]
-        if not _TAG.match(tag):
+        if not valid_tag(tag):
             raise InvalidReference(f"invalid reference {ref!r}: bad tag {tag!r}")
     parts = rest.split("/")
     if len(parts) > 1 and ("." in parts[0] or ":" in parts[0] or parts[0] == "localhost"
                            or parts[0] != parts[0].lower()):
         registry, repo_parts = parts[0], parts[1:]
-        if not _DOMAIN.match(registry):
+        if not _pattern("domain").match(registry):
             raise InvalidReference(f"invalid reference {ref!r}: bad registry {registry!r}")
     else:
         registry, repo_parts = DEFAULT_REGISTRY, parts
@@ -93,7 +180,7 @@ def parse(ref: str, *, default_tag: bool = True) -> Reference:
     if registry == DEFAULT_REGISTRY and len(repo_parts) == 1:
         repo_parts = ["library", *repo_parts]
     for comp in repo_parts:
-        if not _COMPONENT.match(comp):
+        if not valid_component(comp):
             raise InvalidReference(f"invalid reference {ref!r}: repository name must be lowercase "
                                    f"alphanumerics separated by . _ __ -")
     repository = "/".join(repo_parts)

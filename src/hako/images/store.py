@@ -8,20 +8,44 @@ and the snapshotter's layer directories. Names are kept fully qualified
 from __future__ import annotations
 
 import fcntl
-import json
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+import os
 
 from hako.errors import Conflict, NotFound
 from hako.images.content import ContentStore
 from hako.images.metadata import ImageDB, ImageRow
 from hako.images.reference import InvalidReference, Reference, is_image_id, parse
+from hako.records import dataclass, field
+from hako.runtime import fastjson as json  # json's decoder imports re (and enum, functools, ...)
+
+TYPE_CHECKING = False  # looking an image up is on ``hako run``'s path: no typing, pathlib, contextlib
+if TYPE_CHECKING:
+    import sqlite3
+    from pathlib import Path
+    from typing import Any
 
 
-@dataclass
+class _Lock:
+    """``ImageStore.lock``: flock on ``images.lock`` for the ``with`` block."""
+
+    def __init__(self, path: str, exclusive: bool) -> None:
+        self.path, self.exclusive = path, exclusive
+
+    def __enter__(self) -> None:
+        self.f = open(self.path, "a+b")  # noqa: SIM115 - closed in __exit__
+        try:
+            fcntl.flock(self.f.fileno(), fcntl.LOCK_EX if self.exclusive else fcntl.LOCK_SH)
+        except BaseException:
+            self.f.close()
+            raise
+
+    def __exit__(self, *_: object) -> None:
+        try:
+            fcntl.flock(self.f.fileno(), fcntl.LOCK_UN)
+        finally:
+            self.f.close()
+
+
+@dataclass  # hako.records: construction, == and repr are all it needs
 class Image:
     id: str                       # "sha256:<config digest>"
     repo_tags: list[str]          # fully qualified: "127.0.0.1:5000/hako-test/busybox:latest"
@@ -49,12 +73,19 @@ class Image:
 
 
 class ImageStore:
-    def __init__(self, root: Path) -> None:
-        self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.content = ContentStore(self.root)
-        self.db = ImageDB(self.root)
+    def __init__(self, root: str | Path, conn: sqlite3.Connection | None = None) -> None:
+        """``conn``: an open connection to the store's database to share (the engine's)."""
+        self._root = os.fspath(root)
+        os.makedirs(self._root, exist_ok=True)
+        self.content = ContentStore(self._root)
+        self.db = ImageDB(self._root, conn)
         self._snapshotter: Any = None
+
+    @property
+    def root(self) -> Path:
+        from pathlib import Path
+
+        return Path(self._root)
 
     def close(self) -> None:
         self.db.close()
@@ -70,18 +101,12 @@ class ImageStore:
         if self._snapshotter is None:
             from hako.storage.snapshots import Snapshotter
 
-            self._snapshotter = Snapshotter(self.root)
+            self._snapshotter = Snapshotter(self._root)
         return self._snapshotter
 
-    @contextmanager
-    def lock(self, exclusive: bool = False) -> Iterator[None]:
+    def lock(self, exclusive: bool = False) -> _Lock:
         """Pulls hold it shared, garbage collection exclusive: gc never sees a half-made pull."""
-        with open(self.root / "images.lock", "a+b") as f:
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
-            try:
-                yield
-            finally:
-                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+        return _Lock(os.path.join(self._root, "images.lock"), exclusive)
 
     # -- lookups -----------------------------------------------------------------------
     def _image(self, row: ImageRow) -> Image:
@@ -140,7 +165,7 @@ class ImageStore:
         return True
 
     def layer_dirs(self, image: Image) -> list[Path]:
-        return [Path(self.snapshotter.layer_path(c)) for c in image.chain_ids]
+        return [self.snapshotter.layer_path(c) for c in image.chain_ids]
 
     def manifest(self, image: Image) -> dict[str, Any]:
         return json.loads(self.content.read(image.manifest_digest))
@@ -148,6 +173,8 @@ class ImageStore:
     # -- changes -----------------------------------------------------------------------
     def pull(self, ref: str, *, platform: str | None = None, tls_verify: bool | None = None,
              quiet: bool = False) -> Image:
+        from pathlib import Path
+
         from hako.images.puller import pull
 
         # Transports as podman spells them: docker://REF, oci-archive:PATH, docker-archive:PATH.
@@ -213,6 +240,8 @@ class ImageStore:
 
     def import_tarball(self, path: Path, ref: str | None = None, *, message: str = "",
                        changes: dict[str, Any] | None = None) -> Image:
+        from pathlib import Path
+
         from hako.images.importer import import_tarball
 
         with self.lock():
@@ -229,12 +258,16 @@ class ImageStore:
             return push(self, ref_or_id, dest, tls_verify=tls_verify, quiet=quiet, compression=compression)
 
     def save(self, refs: list[str], output: Path, fmt: str = "oci-archive") -> None:
+        from pathlib import Path
+
         from hako.images.archive import save
 
         with self.lock():  # prune must not delete the blobs being archived
             save(self, refs, Path(output), fmt)
 
     def load(self, path: Path, quiet: bool = True, tag: str | None = None) -> list[Image]:
+        from pathlib import Path
+
         from hako.images.archive import load
 
         with self.lock():

@@ -11,14 +11,15 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-import shutil
 import stat
-from dataclasses import dataclass, field
-from pathlib import Path
 
 from hako.errors import HakoError, KernelError
-from hako.storage.layers import FORBIDDEN_XATTRS, OPAQUE_XATTR
+from hako.records import dataclass, field
 from hako.sys.libc import LIBC
+
+TYPE_CHECKING = False  # mounting a container's root is on ``hako run``'s path: no pathlib there
+if TYPE_CHECKING:
+    from pathlib import Path
 
 # mount(2) copies one page of options; the kernel needs the terminating NUL in it too.
 OPTIONS_LIMIT = 4095
@@ -35,7 +36,7 @@ LIBC.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes
 LIBC.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
 
 
-@dataclass
+@dataclass  # hako.records: construction, == and repr are all it needs
 class MountSpec:
     """An OCI mount without its destination: it can go straight into a config.json."""
 
@@ -64,7 +65,11 @@ def overlay_supported() -> bool:
         return True
     # mount(2) asks the kernel to load the module on demand
     release = os.uname().release
-    return any(Path(f"/lib/modules/{release}/kernel/fs/overlayfs").glob("overlay.ko*"))
+    try:
+        names = os.listdir(f"/lib/modules/{release}/kernel/fs/overlayfs")
+    except OSError:
+        return False
+    return any(n.startswith("overlay.ko") for n in names)
 
 
 def check_path(path: str) -> None:
@@ -102,7 +107,7 @@ def _mount(source: str, target: str, fstype: str | None, flags: int, data: str |
         raise KernelError("mount", ctypes.get_errno(), f"{fstype or 'bind'} {source} on {target}")
 
 
-def mount(spec: MountSpec, target: Path) -> None:
+def mount(spec: MountSpec, target: str | Path) -> None:
     """Mount one MountSpec on ``target`` (bind and overlay are what snapshotters return)."""
     flags = 0
     data: list[str] = []
@@ -144,7 +149,7 @@ def mountinfo_path(field: str) -> str:
     return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
 
 
-def unmount(target: Path) -> None:
+def unmount(target: str | Path) -> None:
     path = str(target).encode()
     if LIBC.umount2(path, 0) == 0:
         return
@@ -155,6 +160,8 @@ def unmount(target: Path) -> None:
 
 
 def is_opaque(path: str) -> bool:
+    from hako.storage.layers import OPAQUE_XATTR
+
     try:
         return os.getxattr(path, OPAQUE_XATTR, follow_symlinks=False) == b"y"
     except OSError:
@@ -171,12 +178,16 @@ def _remove(path: str) -> None:
     except FileNotFoundError:
         return
     if stat.S_ISDIR(st.st_mode):
+        import shutil
+
         shutil.rmtree(path)
     else:
         os.unlink(path)
 
 
 def _copy_meta(src: str, dst: str, st: os.stat_result, is_link: bool) -> None:
+    from hako.storage.layers import FORBIDDEN_XATTRS
+
     os.chown(dst, st.st_uid, st.st_gid, follow_symlinks=False)
     if not is_link:
         os.chmod(dst, stat.S_IMODE(st.st_mode))
@@ -195,7 +206,7 @@ def _copy_meta(src: str, dst: str, st: os.stat_result, is_link: bool) -> None:
     os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
 
 
-def merge_layer(src: Path, dst: Path, *, link: bool) -> None:
+def merge_layer(src: str | Path, dst: str | Path, *, link: bool) -> None:
     """Apply the overlay-format layer dir ``src`` onto the plain tree ``dst``.
 
     With ``link`` files are hardlinked (only for trees that stay read-only: the flattened

@@ -15,28 +15,31 @@ Snapshotters only describe mounts (``MountSpec``); the engine's runtime performs
 
 from __future__ import annotations
 
-import base64
-import contextlib
+import _sha256
 import ctypes
 import errno
-import hashlib
 import os
-import re
-import shutil
 import stat
-import uuid
-from collections.abc import Iterator
-from pathlib import Path
 
 from hako.errors import Conflict, HakoError, KernelError, NotFound
 from hako.storage import overlay
-from hako.storage.layers import fix_implicit_dirs, has_implicit_dirs
 from hako.storage.overlay import MountSpec
 from hako.sys.libc import LIBC
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from contextlib import AbstractContextManager
+    from pathlib import Path
+
 __all__ = ["MountSpec", "Snapshotter"]
 
-_KEY_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:+-]{0,127}$")
+# ``hako run`` prepares, mounts and removes a container's snapshot on its critical path: those
+# methods work on strings and import no pathlib, re, hashlib (OpenSSL), base64, uuid, contextlib,
+# shutil or the layer unpacker; the others keep returning pathlib paths.
+_KEY_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.:+-")
+_B32 = "abcdefghijklmnopqrstuvwxyz234567"
+IMPLICIT_XATTR = "trusted.hako.implicit"  # = hako.storage.layers.IMPLICIT_XATTR
 _AT_FDCWD = -100
 _RENAME_NOREPLACE = 1
 # Room kept in the options page for upperdir= and workdir= of any container key, so a
@@ -46,9 +49,9 @@ _KEY_RESERVE = 128
 LIBC.renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
 
 
-def _rename_noreplace(src: Path, dst: Path) -> bool:
+def _rename_noreplace(src: str | Path, dst: str | Path) -> bool:
     """Rename ``src`` to ``dst`` unless ``dst`` exists; False when it did."""
-    rc = LIBC.renameat2(_AT_FDCWD, bytes(src), _AT_FDCWD, bytes(dst), _RENAME_NOREPLACE)
+    rc = LIBC.renameat2(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dst), _RENAME_NOREPLACE)
     if rc == 0:
         return True
     err = ctypes.get_errno()
@@ -57,7 +60,7 @@ def _rename_noreplace(src: Path, dst: Path) -> bool:
     raise KernelError("renameat2", err, f"{src} -> {dst}")
 
 
-def _mounted_user(cdir: Path) -> str | None:
+def _mounted_user(cdir: str | Path) -> str | None:
     """The mount point of an overlay whose upper dir or source lies in ``cdir``, if any."""
     needles = (f"upperdir={cdir}/", f" {cdir}/")
     try:
@@ -70,15 +73,68 @@ def _mounted_user(cdir: Path) -> str | None:
     return None
 
 
+def valid_key(value: str) -> bool:
+    """``^[A-Za-z0-9][A-Za-z0-9_.:+-]{0,127}$`` (without a final newline), without re."""
+    return (0 < len(value) <= 128 and value[0].isascii() and value[0].isalnum()
+            and set(value) <= _KEY_CHARS)
+
+
 def _check_name(what: str, value: str) -> str:
-    if not _KEY_RE.match(value) or value in (".", ".."):
+    if not valid_key(value) or value in (".", ".."):
         raise HakoError(f"{what} {value!r}: only letters, digits and _.:+- are allowed")
     return value
 
 
 def _short(chain_id: str) -> str:
-    digest = hashlib.sha256(chain_id.encode()).digest()
-    return base64.b32encode(digest).decode()[:12].lower()
+    """The first 12 characters of the lower-case base32 of the chain id's sha256 (60 bits)."""
+    bits = int.from_bytes(_sha256.sha256(chain_id.encode()).digest()[:8], "big") >> 4
+    return "".join(_B32[(bits >> shift) & 31] for shift in range(55, -1, -5))
+
+
+def _rmtree(path: str | Path) -> None:
+    import shutil
+
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _absolute(path: str) -> str:
+    """``str(Path(path).absolute())`` without pathlib."""
+    lead = "//" if path.startswith("//") and not path.startswith("///") else "/"
+    parts = [c for c in path.split("/") if c and c != "."]
+    if not path.startswith("/"):
+        cwd = os.getcwd()
+        return cwd if not parts else cwd.rstrip("/") + "/" + "/".join(parts)
+    return lead + "/".join(parts)
+
+
+def _rmtree_fast(path: str) -> None:
+    """``_rmtree`` for the small trees of a removed container (shutil imports fnmatch and re):
+    symlinks are removed, never followed; what cannot go stays, as with ignore_errors."""
+    try:
+        entries = os.scandir(path)
+    except OSError:
+        return
+    with entries:
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    _rmtree_fast(entry.path)
+                else:
+                    os.unlink(entry.path)
+            except OSError:
+                pass
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass
+
+
+def _has_xattr(path: str, name: str) -> bool:
+    try:
+        os.getxattr(path, name, follow_symlinks=False)
+    except OSError:
+        return False
+    return True
 
 
 class Snapshotter:
@@ -88,42 +144,58 @@ class Snapshotter:
     by default overlay when the kernel has it.
     """
 
-    def __init__(self, root: Path, driver: str | None = None) -> None:
-        self.root = Path(root).absolute()
+    def __init__(self, root: str | Path, driver: str | None = None) -> None:
+        self._root = _absolute(os.fspath(root))
         if driver is None:
             driver = "overlay" if overlay.overlay_supported() else "vfs"
         if driver not in ("overlay", "vfs"):
             raise HakoError(f"snapshot driver {driver!r}: use overlay or vfs")
         self.driver = driver
         if driver == "overlay":
-            overlay.check_path(str(self.root))
+            overlay.check_path(self._root)
         for sub in ("layers", "l", "flat", "containers", "tmp"):
-            (self.root / sub).mkdir(parents=True, exist_ok=True)
+            os.makedirs(os.path.join(self._root, sub), exist_ok=True)
+
+    @property
+    def root(self) -> Path:
+        from pathlib import Path
+
+        return Path(self._root)
 
     # -- layers -----------------------------------------------------------------------
 
-    def _layer_dir(self, chain_id: str) -> Path:
-        return self.root / "layers" / _check_name("chain id", chain_id).replace(":", "-")
+    def _layer_str(self, chain_id: str) -> str:
+        return os.path.join(self._root, "layers", _check_name("chain id", chain_id).replace(":", "-"))
 
-    def _link(self, chain_id: str) -> Path:
-        return self.root / "l" / _short(chain_id)
+    def _layer_dir(self, chain_id: str) -> Path:
+        from pathlib import Path
+
+        return Path(self._layer_str(chain_id))
+
+    def _link(self, chain_id: str) -> str:
+        return os.path.join(self._root, "l", _short(chain_id))
 
     def layer_ids(self) -> list[str]:
         """The ``algo:hex`` chain ids of the layers on disk, recorded by the caller or not."""
         out = []
-        for name in os.listdir(self.root / "layers"):
+        for name in os.listdir(os.path.join(self._root, "layers")):
             algo, sep, rest = name.partition("-")
-            if sep and _KEY_RE.match(name):
+            if sep and valid_key(name):
                 out.append(f"{algo}:{rest}")
         return out
 
     def has_layer(self, chain_id: str) -> bool:
-        return self._layer_dir(chain_id).is_dir()
+        return os.path.isdir(self._layer_str(chain_id))
 
     def layer_path(self, chain_id: str) -> Path:
-        path = self._layer_dir(chain_id)
-        if not path.is_dir():
-            raise NotFound(f"layer {chain_id}: not in the snapshot store {self.root}")
+        from pathlib import Path
+
+        return Path(self._layer_path(chain_id))
+
+    def _layer_path(self, chain_id: str) -> str:
+        path = self._layer_str(chain_id)
+        if not os.path.isdir(path):
+            raise NotFound(f"layer {chain_id}: not in the snapshot store {self._root}")
         return path
 
     def lower_dirs(self, chain_ids: list[str]) -> list[Path]:
@@ -131,58 +203,76 @@ class Snapshotter:
         return [self.layer_path(c) for c in reversed(chain_ids)]
 
     def _tmpdir(self, hint: str) -> Path:
-        path = self.root / "tmp" / f"{hint[-16:]}-{uuid.uuid4().hex[:12]}"
+        from pathlib import Path
+
+        path = Path(self._root, "tmp", f"{hint[-16:]}-{os.urandom(6).hex()}")
         path.mkdir(mode=0o755)
         return path
 
-    @contextlib.contextmanager
-    def new_layer(self, chain_id: str) -> Iterator[Path]:
+    def new_layer(self, chain_id: str) -> AbstractContextManager[Path]:
         """Yield an empty directory to unpack into; it becomes the layer on success.
 
         If another process committed the same chain id meanwhile, ours is dropped quietly.
         """
+        import contextlib
+
+        return contextlib.contextmanager(self._new_layer)(chain_id)
+
+    def _new_layer(self, chain_id: str) -> Iterator[Path]:
         final = self._layer_dir(chain_id)
         with self._building(final) as tmp:
             yield tmp
-        self._ensure_link(chain_id, final)
+        self._ensure_link(chain_id, str(final))
 
-    @contextlib.contextmanager
-    def _building(self, final: Path) -> Iterator[Path]:
+    def _building(self, final: Path) -> AbstractContextManager[Path]:
         """Yield a temp dir that is renamed to ``final`` on success and removed on failure.
 
         An equal tree another process put at ``final`` meanwhile wins; ours goes.
         """
+        import contextlib
+
+        return contextlib.contextmanager(self._build)(final)
+
+    def _build(self, final: Path) -> Iterator[Path]:
         tmp = self._tmpdir(final.name)
         try:
             yield tmp
         except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
+            _rmtree(tmp)
             raise
         if not _rename_noreplace(tmp, final):
-            shutil.rmtree(tmp, ignore_errors=True)
+            _rmtree(tmp)
 
-    def _ensure_link(self, chain_id: str, final: Path) -> None:
+    def _ensure_link(self, chain_id: str, final: str) -> None:
         link = self._link(chain_id)
         try:
-            os.symlink(f"../layers/{final.name}", link)
+            os.symlink(f"../layers/{os.path.basename(final)}", link)
         except FileExistsError:
             pass
 
     def remove_layer(self, chain_id: str) -> None:
-        final = self._layer_dir(chain_id)
-        with contextlib.suppress(FileNotFoundError):
+        final = self._layer_str(chain_id)
+        try:
             os.unlink(self._link(chain_id))
-        for path in (final, self.root / "flat" / _short(chain_id)):
+        except FileNotFoundError:
+            pass
+        for path in (final, os.path.join(self._root, "flat", _short(chain_id))):
             self._discard(path)
 
-    def _discard(self, path: Path) -> None:
+    def _discard(self, path: str | Path, fast: bool = False) -> None:
         # Rename first, so the path disappears at once and a half-deleted tree is never seen.
-        trash = self.root / "tmp" / f"trash-{uuid.uuid4().hex[:12]}"
+        trash = os.path.join(self._root, "tmp", f"trash-{os.urandom(6).hex()}")
         try:
             os.rename(path, trash)
         except FileNotFoundError:
             return
-        shutil.rmtree(trash, ignore_errors=True)
+        if fast:
+            try:
+                _rmtree_fast(trash)
+                return
+            except RecursionError:
+                pass  # a tree deeper than the interpreter's stack: shutil's walk
+        _rmtree(trash)
 
     def clean_tmp(self, older_than: float = 24 * 3600) -> int:
         """Remove what crashed processes left in tmp/ (for garbage collection); returns a count.
@@ -193,7 +283,7 @@ class Snapshotter:
 
         removed = 0
         limit = time.time() - older_than
-        with os.scandir(self.root / "tmp") as entries:
+        with os.scandir(os.path.join(self._root, "tmp")) as entries:
             for entry in entries:
                 try:
                     old = entry.stat(follow_symlinks=False).st_mtime < limit
@@ -202,24 +292,28 @@ class Snapshotter:
                 if not old:
                     continue
                 if entry.is_dir(follow_symlinks=False):
-                    shutil.rmtree(entry.path, ignore_errors=True)
+                    _rmtree(entry.path)
                 else:
-                    with contextlib.suppress(FileNotFoundError):
+                    try:
                         os.unlink(entry.path)
+                    except FileNotFoundError:
+                        pass
                 removed += 1
         return removed
 
     # -- containers -------------------------------------------------------------------
 
-    def _container_dir(self, key: str) -> Path:
-        return self.root / "containers" / _check_name("snapshot key", key)
+    def _container_dir(self, key: str) -> str:
+        return os.path.join(self._root, "containers", _check_name("snapshot key", key))
 
     def _fix_layers(self, chain_ids: list[str]) -> None:
         """Finish layers unpacked without their lowers (see layers.fix_implicit_dirs)."""
         for i, c in enumerate(chain_ids):
-            layer = self.layer_path(c)
-            if i and has_implicit_dirs(layer):
-                fix_implicit_dirs(layer, self.lower_dirs(chain_ids[:i]))
+            layer = self._layer_path(c)
+            if i and _has_xattr(layer, IMPLICIT_XATTR):
+                from hako.storage.layers import fix_implicit_dirs
+
+                fix_implicit_dirs(self.layer_path(c), self.lower_dirs(chain_ids[:i]))
 
     def _lowers(self, chain_ids: list[str]) -> list[str]:
         """Lowerdir paths, top first; the bottom ones flattened when they would not fit."""
@@ -227,12 +321,12 @@ class Snapshotter:
         for c in chain_ids:
             link = self._link(c)
             if not os.path.lexists(link):
-                self._ensure_link(c, self._layer_dir(c))
-        paths = [str(self._link(c)) for c in reversed(chain_ids)]
-        reserve = 2 * len(f",upperdir={self.root}/containers//upper") + 2 * _KEY_RESERVE
+                self._ensure_link(c, self._layer_str(c))
+        paths = [self._link(c) for c in reversed(chain_ids)]
+        reserve = 2 * len(f",upperdir={self._root}/containers//upper") + 2 * _KEY_RESERVE
         if overlay.fits(paths, reserve):
             return paths
-        flat_path = str(self.root / "flat" / _short(chain_ids[0]))
+        flat_path = os.path.join(self._root, "flat", _short(chain_ids[0]))
         keep = len(paths) - 1
         while keep > 0 and not overlay.fits(paths[:keep] + [flat_path], reserve):
             keep -= 1
@@ -240,7 +334,9 @@ class Snapshotter:
         return paths[:keep] + [str(self._flatten(bottom))]
 
     def _flatten(self, chain_ids: list[str]) -> Path:
-        final = self.root / "flat" / _short(chain_ids[-1])
+        from pathlib import Path
+
+        final = Path(self._root, "flat", _short(chain_ids[-1]))
         if final.is_dir():
             return final
         with self._building(final) as tmp:
@@ -249,45 +345,52 @@ class Snapshotter:
         return final
 
     def _empty(self) -> str:
-        path = self.root / "empty"
-        path.mkdir(mode=0o755, exist_ok=True)
-        return str(path)
+        path = os.path.join(self._root, "empty")
+        try:
+            os.mkdir(path, 0o755)
+        except FileExistsError:
+            if not os.path.isdir(path):
+                raise
+        return path
 
-    @contextlib.contextmanager
-    def _new_container_dir(self, key: str) -> Iterator[Path]:
-        """Create the container dir of ``key``; it goes again if filling it fails."""
+    def _new_container_dir(self, key: str) -> str:
+        """Create the container dir of ``key``; the caller removes it again if filling it fails."""
         cdir = self._container_dir(key)
         try:
-            cdir.mkdir(mode=0o700)
+            os.mkdir(cdir, 0o700)
         except FileExistsError:
             raise Conflict(f"snapshot {key}: exists already") from None
-        try:
-            yield cdir
-        except BaseException:
-            shutil.rmtree(cdir, ignore_errors=True)
-            raise
+        return cdir
 
     def prepare(self, key: str, chain_ids: list[str]) -> list[MountSpec]:
         """A writable root filesystem for ``key`` over the layers ``chain_ids`` (bottom first)."""
-        with self._new_container_dir(key) as cdir:
+        cdir = self._new_container_dir(key)
+        try:
             if self.driver == "vfs":
-                rootfs = cdir / "rootfs"
+                rootfs = os.path.join(cdir, "rootfs")
                 self._copy_tree(chain_ids, rootfs)
-                return [MountSpec("bind", str(rootfs), ["rbind", "rw"])]
+                return [MountSpec("bind", rootfs, ["rbind", "rw"])]
             lowers = self._lowers(chain_ids) if chain_ids else [self._empty()]
-            upper, work = cdir / "upper", cdir / "work"
-            upper.mkdir(mode=0o755)
-            work.mkdir(mode=0o700)
-            opts = overlay.overlay_options(lowers, str(upper), str(work))
+            upper, work = os.path.join(cdir, "upper"), os.path.join(cdir, "work")
+            os.mkdir(upper, 0o755)
+            os.mkdir(work, 0o700)
+            opts = overlay.overlay_options(lowers, upper, work)
             return [MountSpec("overlay", "overlay", opts)]
+        except BaseException:
+            _rmtree(cdir)
+            raise
 
     def view(self, key: str, chain_ids: list[str]) -> list[MountSpec]:
         """A read-only root filesystem over ``chain_ids`` (bottom first)."""
         if self.driver == "vfs":
-            with self._new_container_dir(key) as cdir:
-                rootfs = cdir / "rootfs"
+            cdir = self._new_container_dir(key)
+            try:
+                rootfs = os.path.join(cdir, "rootfs")
                 self._copy_tree(chain_ids, rootfs)
-                return [MountSpec("bind", str(rootfs), ["rbind", "ro"])]
+                return [MountSpec("bind", rootfs, ["rbind", "ro"])]
+            except BaseException:
+                _rmtree(cdir)
+                raise
         if not chain_ids:
             return [MountSpec("bind", self._empty(), ["rbind", "ro"])]
         lowers = self._lowers(chain_ids)
@@ -296,13 +399,13 @@ class Snapshotter:
             return [MountSpec("bind", lowers[0], ["rbind", "ro"])]
         return [MountSpec("overlay", "overlay", [*overlay.overlay_options(lowers), "ro"])]
 
-    def _copy_tree(self, chain_ids: list[str], rootfs: Path) -> None:
-        rootfs.mkdir(mode=0o755)
+    def _copy_tree(self, chain_ids: list[str], rootfs: str) -> None:
+        os.mkdir(rootfs, 0o755)
         self._fix_layers(chain_ids)
         for c in chain_ids:
-            overlay.merge_layer(self.layer_path(c), rootfs, link=False)
+            overlay.merge_layer(self._layer_path(c), rootfs, link=False)
 
-    def mount(self, mounts: list[MountSpec], target: Path) -> None:
+    def mount(self, mounts: list[MountSpec], target: str | Path) -> None:
         for i, spec in enumerate(mounts):
             try:
                 overlay.mount(spec, target)
@@ -311,7 +414,7 @@ class Snapshotter:
                     overlay.unmount(target)
                 raise
 
-    def unmount(self, target: Path) -> None:
+    def unmount(self, target: str | Path) -> None:
         overlay.unmount(target)
 
     def remove(self, key: str) -> None:
@@ -320,13 +423,12 @@ class Snapshotter:
         user = _mounted_user(cdir)
         if user is not None:
             raise Conflict(f"snapshot {key}: still mounted at {user}")
-        self._discard(cdir)
+        self._discard(cdir, fast=True)
 
     def usage(self, key: str) -> int:
         """Bytes the container wrote: apparent sizes in its upper dir, hardlinks counted once."""
-        cdir = self._container_dir(key)
-        top = cdir / ("rootfs" if self.driver == "vfs" else "upper")
-        if not top.is_dir():
+        top = os.path.join(self._container_dir(key), "rootfs" if self.driver == "vfs" else "upper")
+        if not os.path.isdir(top):
             raise NotFound(f"snapshot {key}: not found")
         seen: set[tuple[int, int]] = set()
         total = 0
