@@ -227,6 +227,12 @@ class CgroupManager(ABC):
         SIGKILL, which frozen v1 tasks only act on once thawed."""
         if not self.exists():
             return
+        if not self.pids():
+            # Nothing to signal and nobody to fork (delete of a stopped container): skip the
+            # freeze/thaw round trip, keeping only SIGKILL's promise to leave it thawed.
+            if sig == SIGKILL and self.is_frozen():
+                self.thaw()
+            return
         was_frozen = self.is_frozen()
         try:
             self.freeze()
