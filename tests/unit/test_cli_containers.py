@@ -1,4 +1,4 @@
-"""``hako run``/``create`` parse their command line without argparse when they can: the result must be
+"""``hako run``/``create``/``rm``/``ps`` parse their command line without argparse when they can: the result must be
 argparse's, and anything unusual must be left to argparse (None)."""
 
 from __future__ import annotations
@@ -23,6 +23,10 @@ SAME = [
     ["create", "--health-cmd", "true", "--health-retries", "3", "--stop-timeout", "5", "--init", "img", "a"],
     ["run", "-u", "1000:1000", "-w", "/tmp", "--entrypoint", "", "--read-only", "--privileged", "img"],
     ["run", "--log-opt", "max-size=1m", "--log-opt", "max-file=2", "--cgroup-parent", "/p", "img"],
+    ["ps"],
+    ["ps", "-aq", "--no-trunc", "-n", "3", "-f", "status=exited", "--filter", "name=x", "--format", "json"],
+    ["--root", "/r", "rm", "-f", "-v", "--from-monitor", "abc"],
+    ["rm", "-fv", "a", "b", ""],
 ]
 FALLBACK = [
     ["run"],
@@ -38,7 +42,14 @@ FALLBACK = [
     ["run", "-", "img"],
     ["run", "--nosuch", "img"],
     ["--root=", "run", "img"],
-    ["--debug", "ps"],
+    ["--debug", "exec", "x", "true"],
+    ["ps", "-h"],
+    ["ps", "extra"],
+    ["ps", "-n", "x"],
+    ["ps", "-qn", "3"],
+    ["rm"],
+    ["rm", "a", "-f"],                  # options after the containers: argparse decides
+    ["rm", "--help"],
 ]
 
 

@@ -74,8 +74,21 @@ CREATE_FLAGS: tuple[tuple[tuple[str, ...], str, str | None], ...] = (
     (("--cgroup-parent",), VALUE, None),
     (("--log-opt",), APPEND, None),
 )
+RM_FLAGS: tuple[tuple[tuple[str, ...], str, str | None], ...] = (
+    (("-f", "--force"), FLAG, None),
+    (("-v", "--volumes"), FLAG, None),
+    (("--from-monitor",), FLAG, "==SUPPRESS=="),  # argparse.SUPPRESS: the monitor's autoremove
+)
+PS_FLAGS: tuple[tuple[tuple[str, ...], str, str | None], ...] = (
+    (("-a", "--all"), FLAG, None),
+    (("-q", "--quiet"), FLAG, None),
+    (("-n", "--last"), VALUE, None),
+    (("--no-trunc",), FLAG, None),
+    (("-f", "--filter"), APPEND, None),
+    (("--format",), VALUE, None),
+)
 _TYPES: dict[str, type] = {"cpus": float, "cpu_shares": int, "pids_limit": int, "health_retries": int,
-                           "stop_timeout": int}
+                           "stop_timeout": int, "last": int}
 _DEFAULTS: dict[str, str] = {"network": "none", "restart": "no", "pull": "missing"}
 _CHOICES: dict[str, tuple[str, ...]] = {"pull": ("missing", "always", "never")}
 
@@ -89,7 +102,13 @@ def _add_create_flags(p: argparse.ArgumentParser) -> None:
 
     # -h is --hostname, as in Docker; help is only --help.
     p.add_argument("--help", action="help", help="show this help message and exit")
-    for names, kind, help_ in CREATE_FLAGS:
+    _add_flags(p, CREATE_FLAGS)
+    p.add_argument("image")
+    p.add_argument("command", nargs=argparse.REMAINDER)
+
+
+def _add_flags(p: argparse.ArgumentParser, flags: tuple[tuple[tuple[str, ...], str, str | None], ...]) -> None:
+    for names, kind, help_ in flags:
         dest = _dest(names)
         kw: dict[str, Any] = {"help": help_} if help_ else {}
         if kind == FLAG:
@@ -104,8 +123,6 @@ def _add_create_flags(p: argparse.ArgumentParser) -> None:
             if dest in _CHOICES:
                 kw["choices"] = list(_CHOICES[dest])
         p.add_argument(*names, **kw)
-    p.add_argument("image")
-    p.add_argument("command", nargs=argparse.REMAINDER)
 
 
 class Args:
@@ -118,10 +135,13 @@ class Args:
         raise AttributeError(name)
 
 
+FAST_COMMANDS = ("run", "create", "rm", "ps")
+
+
 def fast_parse(argv: list[str], default_root: str) -> Args | None:
-    """``hako [--root R] [--debug] run|create ...`` parsed as argparse would, or None when argparse
-    has to (help, errors, abbreviations, attached short values, ``--``): argparse and its parser
-    set-up cost ``hako run`` more than 10 ms before its container could be created."""
+    """``hako [--root R] [--debug] run|create|rm|ps ...`` parsed as argparse would, or None when
+    argparse has to (help, errors, abbreviations, attached short values, ``--``, options after
+    rm's containers): argparse and its parser set-up cost more than 10 ms per command."""
     root, debug = default_root, False
     i = 0
     while i < len(argv) and argv[i].startswith("-"):
@@ -136,12 +156,13 @@ def fast_parse(argv: list[str], default_root: str) -> Args | None:
         else:
             return None
         i += 1
-    if i >= len(argv) or argv[i] not in ("run", "create"):
+    if i >= len(argv) or argv[i] not in FAST_COMMANDS:
         return None
     command = argv[i]
+    flags = {"rm": RM_FLAGS, "ps": PS_FLAGS}.get(command, CREATE_FLAGS)
     by_name: dict[str, tuple[str, str]] = {}
     values: dict[str, Any] = {}
-    for names, kind, _ in CREATE_FLAGS:
+    for names, kind, _ in flags:
         dest = _dest(names)
         for n in names:
             by_name[n] = (dest, kind)
@@ -199,10 +220,20 @@ def fast_parse(argv: list[str], default_root: str) -> Args | None:
         else:
             values[dest] = value
         i += 1
-    if i >= len(argv):
+    rest = argv[i:]
+    if command == "ps":
+        if rest:
+            return None  # ps takes no arguments: argparse reports it
+        return Args(root=root, debug=debug, command="ps", func=cmd_ps, **values)
+    if command == "rm":
+        # nargs="+": argparse takes the containers up to the next option, and then fails.
+        if not rest or any(a.startswith("-") for a in rest):
+            return None
+        return Args(root=root, debug=debug, command="rm", func=cmd_rm, containers=rest, **values)
+    if not rest:
         return None  # no image: argparse reports it
-    values["image"] = argv[i]
-    values["command"] = argv[i + 1:]
+    values["image"] = rest[0]
+    values["command"] = rest[1:]
     return Args(root=root, debug=debug, func=cmd_run if command == "run" else cmd_create, **values)
 
 
@@ -539,8 +570,6 @@ def _matches(info: dict[str, Any], filters: list[str]) -> bool:
 
 
 def cmd_ps(args: argparse.Namespace) -> int:
-    import json
-
     eng = _engine(args)
     infos = [i for i in eng.list_containers(all_containers=args.all or bool(args.filter)) if _matches(i, args.filter)]
     if args.last is not None:
@@ -559,6 +588,8 @@ def cmd_ps(args: argparse.Namespace) -> int:
                "Labels": ",".join(f"{k}={v}" for k, v in (i["Config"].get("Labels") or {}).items())}
         rows.append(row)
     if args.format == "json" or args.format == "{{json .}}":
+        import json
+
         for r in rows:
             print(json.dumps(r))
         return 0
@@ -882,9 +913,7 @@ def register(subparsers: Any, only: str | None = None) -> None:
     p.add_argument("containers", nargs="+")
 
     p = add("rm", cmd_rm, "remove containers")
-    p.add_argument("-f", "--force", action="store_true")
-    p.add_argument("-v", "--volumes", action="store_true")
-    p.add_argument("--from-monitor", action="store_true", help=argparse.SUPPRESS)
+    _add_flags(p, RM_FLAGS)
     p.add_argument("containers", nargs="+")
 
     for name, func, help_ in (("wait", cmd_wait, "wait for containers to stop; print exit codes"),
@@ -898,12 +927,7 @@ def register(subparsers: Any, only: str | None = None) -> None:
     p.add_argument("new_name")
 
     p = add("ps", cmd_ps, "list containers")
-    p.add_argument("-a", "--all", action="store_true")
-    p.add_argument("-q", "--quiet", action="store_true")
-    p.add_argument("-n", "--last", type=int)
-    p.add_argument("--no-trunc", action="store_true")
-    p.add_argument("-f", "--filter", action="append", default=[])
-    p.add_argument("--format")
+    _add_flags(p, PS_FLAGS)
 
     p = add("inspect", cmd_inspect, "show a container's details as JSON")
     p.add_argument("-f", "--format")
@@ -958,12 +982,7 @@ def register(subparsers: Any, only: str | None = None) -> None:
     pp.add_argument("-f", "--force", action="store_true")
     pp.set_defaults(func=cmd_prune)
     pl = csub.add_parser("ls", help="list containers")
-    pl.add_argument("-a", "--all", action="store_true")
-    pl.add_argument("-q", "--quiet", action="store_true")
-    pl.add_argument("-n", "--last", type=int)
-    pl.add_argument("--no-trunc", action="store_true")
-    pl.add_argument("-f", "--filter", action="append", default=[])
-    pl.add_argument("--format")
+    _add_flags(pl, PS_FLAGS)
     pl.set_defaults(func=cmd_ps)
 
     volume = add("volume", None, "manage volumes")

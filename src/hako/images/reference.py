@@ -21,12 +21,13 @@ DEFAULT_TAG = "latest"
 # digests, compiled once on first use.
 _PATTERNS = {
     "digest": r"[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]{32,}\Z",
-    "domain": (r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)(?:\.[a-zA-Z0-9-]+)*(?::[0-9]+)?\Z"
-               r"|\[[0-9a-fA-F:]+\](?::[0-9]+)?\Z"),
     "sha256": r"[0-9a-f]{64}\Z",
 }
 _compiled: dict[str, re.Pattern[str]] = {}
 _LOWER_ALNUM = frozenset("abcdefghijklmnopqrstuvwxyz0123456789")
+_ALNUM = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+_LABEL = _ALNUM | {"-"}
+_IPV6 = frozenset("0123456789abcdefABCDEF:")
 _HEX = frozenset("0123456789abcdef")
 
 
@@ -69,6 +70,26 @@ def valid_component(comp: str) -> bool:
         else:
             return False
     return prev_alnum
+
+
+def _port(text: str) -> bool:
+    return bool(text) and text.isascii() and text.isdigit()
+
+
+def valid_domain(domain: str) -> bool:
+    """A registry host: the ``domain`` pattern (``host[.labels][:port]`` or ``[ipv6][:port]``)."""
+    if domain.startswith("["):
+        inner, bracket, rest = domain[1:].partition("]")
+        if not bracket or not inner or not set(inner) <= _IPV6:
+            return False
+        return rest == "" or (rest[0] == ":" and _port(rest[1:]))
+    host, colon, port = domain.partition(":")
+    if colon and not _port(port):
+        return False
+    first, *others = host.split(".")
+    if not first or first[0] not in _ALNUM or first[-1] not in _ALNUM or not set(first) <= _LABEL:
+        return False
+    return all(label and set(label) <= _LABEL for label in others)
 
 
 def valid_tag(tag: str) -> bool:
@@ -171,7 +192,7 @@ def parse(ref: str, *, default_tag: bool = True) -> Reference:
     if len(parts) > 1 and ("." in parts[0] or ":" in parts[0] or parts[0] == "localhost"
                            or parts[0] != parts[0].lower()):
         registry, repo_parts = parts[0], parts[1:]
-        if not _pattern("domain").match(registry):
+        if not valid_domain(registry):
             raise InvalidReference(f"invalid reference {ref!r}: bad registry {registry!r}")
     else:
         registry, repo_parts = DEFAULT_REGISTRY, parts
