@@ -304,14 +304,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     cid = rec["Id"]
     if args.detach:
         try:
-            eng.start(cid)
+            eng.start_raw(cid, rec=rec)
         except ContainerError as exc:
             print(f"hako: {exc}", file=sys.stderr)
             return exc.code
         print(cid)
         return 0
     try:
-        sock = eng.start_raw(cid, attach=True)
+        sock = eng.start_raw(cid, attach=True, rec=rec)
     except ContainerError as exc:
         print(f"hako: {exc}", file=sys.stderr)
         if opts.rm:

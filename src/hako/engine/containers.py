@@ -360,10 +360,12 @@ class Engine:
 
         return socket.socket(fileno=sock.detach())
 
-    def start_raw(self, ref: str, attach: bool = False) -> Any:
+    def start_raw(self, ref: str, attach: bool = False, rec: dict[str, Any] | None = None) -> Any:
         """``start``, but the attach socket is a bare ``_socket.socket`` (recv, sendall, close: all
-        ``hako run`` needs): the socket module would import enum on the way to the container."""
-        rec = self.get(ref)
+        ``hako run`` needs): the socket module would import enum on the way to the container.
+        ``rec``: the record ``create`` just returned (not read and parsed again)."""
+        if rec is None or rec.get("Id") != ref:
+            rec = self.get(ref)
         cid = rec["Id"]
         if self.is_running(rec):
             if attach:
