@@ -153,3 +153,37 @@ def test_layer_ids_lists_what_is_on_disk(tmp_path: Path) -> None:
     with snap.new_layer("plain"):
         pass
     assert snap.layer_ids() == [chain]
+
+
+def test_short_names_and_keys_without_hashlib_or_re() -> None:
+    """The lowerdir link names and key checks, computed without hashlib/base64/re (``hako run``)."""
+    import base64
+    import hashlib
+    import re
+
+    from hako.storage.snapshots import _short, valid_key
+
+    for chain in ("sha256:" + "ab" * 32, "x", "sha256:0"):
+        assert _short(chain) == base64.b32encode(hashlib.sha256(chain.encode()).digest()).decode()[:12].lower()
+    pattern = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:+-]{0,127}")
+    for key in ("a", "A9_.:+-", "_a", ".", "-x", "a b", "a/b", "é", "a" * 128, "a" * 129, "", "k\n"):
+        assert valid_key(key) == bool(pattern.fullmatch(key)), key
+
+
+def test_removed_snapshot_never_follows_symlinks(tmp_path: Path) -> None:
+    """A container's snapshot goes with what it holds; a symlink in it is removed, not followed."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep").write_text("x")
+    snap = Snapshotter(tmp_path / "store", driver="overlay")
+    snap.prepare("c1", [])
+    upper = tmp_path / "store" / "containers" / "c1" / "upper"
+    (upper / "d" / "e").mkdir(parents=True)
+    (upper / "d" / "e" / "f").write_text("y")
+    (upper / "link").symlink_to(outside)
+    if os.geteuid() == 0:
+        os.mknod(upper / "wh", 0o600 | 0o020000, 0)  # a whiteout (0/0 character device)
+    snap.remove("c1")
+    assert not (tmp_path / "store" / "containers" / "c1").exists()
+    assert (outside / "keep").read_text() == "x"
+    assert os.listdir(tmp_path / "store" / "tmp") == []
