@@ -44,24 +44,6 @@ def test_create_apply_joins_every_hierarchy(mgr: CgroupManager, procs: list[Proc
     assert mgr.exists()
 
 
-def test_warm_up_leaves_the_cgroup_empty_and_apply_still_joins(
-    mgr: CgroupManager, procs: list[Proc], cgroup_path: str
-) -> None:
-    # create/exec start a thread that moves itself into one hierarchy to pay the kernel's slow
-    # first migration early; it must never stay, nor land in freezer or pids.
-    import _thread
-
-    before = _thread._count()
-    mgr.warm_up()
-    p = start(procs, mgr, "import time; time.sleep(60)")
-    assert mgr.pids() == [p.pid]
-    wait_until(lambda: _thread._count() == before, "the warm-up thread to end")
-    for d in mgr.dirs():
-        tasks = Path(d, "tasks")  # v1 lists threads there; the hybrid unified dir has none
-        if tasks.exists():
-            assert tasks.read_text().split() == [str(p.pid)], d
-
-
 def test_memory_hog_is_oom_killed_and_counted(mgr: CgroupManager, procs: list[Proc]) -> None:
     mgr.set({"memory": {"limit": 32 << 20, "swap": 32 << 20}})
     before = mgr.oom_kill_count()

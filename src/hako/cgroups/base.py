@@ -166,9 +166,6 @@ class CgroupManager(ABC):
     @abstractmethod
     def apply(self, pid: int) -> None: ...
 
-    def warm_up(self) -> None:  # noqa: B027 - optional: v2 has nothing to warm (CLONE_INTO_CGROUP instead)
-        """Start, in the background, the kernel's slow part of a first migration (optional)."""
-
     def set(self, resources: dict[str, Any], *, path: str = "linux.resources") -> None:
         """Validate ``resources`` (errors name ``path``) and write them."""
         # Imported here: validation (re, dataclasses) is only needed by create and update.

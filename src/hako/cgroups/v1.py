@@ -57,7 +57,6 @@ class V1Manager(CgroupManager):
         ``unified``: (mountpoint, dir) of the cgroup2 directory on a hybrid host."""
         self.paths = dict(paths)
         self.unified = unified
-        self._warm: Any = None  # the warm_up thread's done-lock, while it runs
         self._by_ctrl: dict[str, str] = {}
         for key, (_, d) in self.paths.items():
             for c in key.split(","):
@@ -116,50 +115,7 @@ class V1Manager(CgroupManager):
                     write(os.path.join(lvl, f), read(os.path.join(parent, f)).strip() or "\n")
             parent = lvl
 
-    def warm_up(self) -> None:
-        """Pay the first migration's RCU grace period in a background thread, now.
-
-        Moving a task between cgroups takes the kernel's cgroup_threadgroup_rwsem for writing,
-        and the first writer after a quiet spell waits a full RCU grace period (10-20 ms here);
-        writers within the next grace period do not. A short-lived thread moving itself into a
-        hierarchy of this (new, empty) cgroup pays that wait while create goes on validating,
-        writing limits and forking, so ``apply`` then finds the lock warm. A thread alone can
-        be moved only on v1 (``tasks``); the thread exits at once, leaving the cgroup empty.
-        """
-        if self._warm is not None:
-            return
-        # A hierarchy without controllers (name=systemd) changes nothing for the thread; never
-        # freezer (a paused cgroup would stop it) nor pids (it would count there for a moment).
-        keys = [k for k in self.paths if not {"freezer", "pids"} & set(k.split(","))]
-        key = next((k for k in keys if k.startswith("name=")), None) or next(iter(keys), None)
-        if key is None:
-            return
-        import _thread
-
-        tasks = os.path.join(self.paths[key][1], "tasks")
-        done = _thread.allocate_lock()
-        done.acquire()
-        open_, write_, close, tid = os.open, os.write, os.close, _thread.get_native_id
-
-        def move_self() -> None:
-            try:
-                fd = open_(tasks, os.O_WRONLY | os.O_CLOEXEC)
-                try:
-                    write_(fd, str(tid()).encode())
-                finally:
-                    close(fd)
-            except OSError:
-                pass  # only a head start: apply() does the real work and reports errors
-            finally:
-                done.release()
-
-        self._warm = done
-        _thread.start_new_thread(move_self, ())
-
     def apply(self, pid: int) -> None:
-        if self._warm is not None:
-            self._warm.acquire()  # the thread is done; its grace period is (being) paid
-            self._warm = None
         for d in self.dirs():
             write(os.path.join(d, "cgroup.procs"), str(pid), f"moving pid {pid} into the cgroup")
 

@@ -245,29 +245,25 @@ def create(cid: str, opts: CreateOptions, *, subreaper: bool = False) -> tuple[C
     spec, config_path = load_bundle(bundle)
     rootfs = spec.root.path if os.path.isabs(spec.root.path) else os.path.join(bundle, spec.root.path)
     rootfs = os.path.realpath(rootfs)
-    if spec.process is None:
-        raise ConfigError("process", "is required to create a container")
+    validate_for_create(spec, rootfs)
+    assert spec.process is not None
     if spec.process.terminal and not opts.console_socket and opts.console is None:
         raise HakoError("cannot allocate tty if hako-runtime will detach without setting console socket")
     if not spec.process.terminal and opts.console_socket:
         raise HakoError("cannot use console socket if hako-runtime will not detach or allocate tty")
+    log.phase("parse")
     cont.make_dir()
     cgm: Any = None
     init_pid = 0
     c1 = 0
     try:
-        # The cgroup first, so that the kernel's slow first migration runs in the background
-        # (warm_up) while the rest of the config is validated; errors still undo everything.
         cgm = open_cgroup(spec, cid, opts.systemd_cgroup)
         if cgm is not None:
             cgm.create()
-            cgm.warm_up()
             # Recorded now, so that `delete --force` can still remove the cgroup if this process
             # is killed before the end (pid 0: the container reads as stopped until then).
             cont.save(State(id=cid, bundle=bundle, rootfs=rootfs, created=now_rfc3339(), cgroup=cgm.save(),
                             systemd_cgroup=opts.systemd_cgroup, config=config_path))
-        validate_for_create(spec, rootfs)
-        log.phase("parse")
         os.mkfifo(cont.fifo, 0o622)
         # Writable by others, umask notwithstanding: init may run as a mapped (non-root) uid.
         os.chmod(cont.fifo, 0o622)
@@ -280,7 +276,6 @@ def create(cid: str, opts: CreateOptions, *, subreaper: bool = False) -> tuple[C
         if cgm is not None:
             cgm.set(effective_resources(spec))
         log.phase("cgroups")
-        # Loaded only now, while the cgroup warm-up thread waits in the kernel (ctypes is slow).
         from hako.runtime.channel import Channel
         from hako.runtime.nsexec import bootstrap, write_id_maps
 

@@ -59,8 +59,6 @@ def exec_in(
         if status not in ("running", "created"):
             raise Conflict(f"cannot exec in a {status} container {cid}: container not running")
         cgm = c.cgroup_manager()
-        if cgm is not None:
-            cgm.warm_up()  # the kernel's slow first migration, while we load modules and fork
         from hako.runtime.process import lsm_check
 
         lsm_check(proc)
