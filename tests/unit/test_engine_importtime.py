@@ -30,7 +30,7 @@ SCRIPT = r"""
 import os, sys
 root = sys.argv[1]
 from hako.cli.main import command_name
-from hako.cli.containers import create_options, fast_parse
+from hako.cli.run import create_options, fast_parse
 argv = ["--root", root, "run", "--rm", "-e", "A=1", "busybox", "true"]
 assert command_name(argv) == "run"
 args = fast_parse(argv, root)
@@ -71,7 +71,7 @@ def test_run_path_imports_nothing_heavy(tmp_path: Path) -> None:
 
 def test_fast_parse_needs_no_argparse(tmp_path: Path) -> None:
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": SRC}
-    code = ("import sys\nfrom hako.cli.containers import fast_parse\n"
+    code = ("import sys\nfrom hako.cli.run import fast_parse\n"
             "assert fast_parse(['ps', '-a'], '/r') is not None\n"
             "assert fast_parse(['rm', '-f', 'x'], '/r') is not None\n"
             "print('argparse' in sys.modules, 'json' in sys.modules)")

@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         start_early(argv, os.environ.get("HAKO_ROOT", DEFAULT_ROOT))
     args: Any = None
     if command in ("run", "create", "rm", "ps"):
-        from hako.cli.containers import fast_parse
+        from hako.cli.run import fast_parse
 
         args = fast_parse(argv, os.environ.get("HAKO_ROOT", DEFAULT_ROOT))
     if args is None:
