@@ -11,8 +11,8 @@ from hako.engine import launch
 
 
 class FakePending:
-    def __init__(self, root: str, runtime: str | None, attach: bool) -> None:
-        self.root, self.runtime, self.attach = root, runtime, attach
+    def __init__(self, root: str, runtime: str | None, attach: bool, fork_only: bool = False) -> None:
+        self.root, self.runtime, self.attach, self.fork_only = root, runtime, attach, fork_only
         self.cancelled = False
 
     def cancel(self) -> None:
@@ -23,8 +23,8 @@ class FakePending:
 def started(monkeypatch: pytest.MonkeyPatch) -> list[FakePending]:
     made: list[FakePending] = []
 
-    def fake(root: str, runtime: str | None, attach: bool) -> Any:
-        made.append(FakePending(root, runtime, attach))
+    def fake(root: str, runtime: str | None, attach: bool, fork_only: bool = False) -> Any:
+        made.append(FakePending(root, runtime, attach, fork_only))
         return made[-1]
 
     monkeypatch.setattr(launch, "prespawn_monitor", fake)
@@ -46,3 +46,16 @@ def test_a_monitor_started_for_another_store_is_dropped(started: list[FakePendin
     launch.start_early(["--root=/a", "run", "busybox"], "/default")
     assert launch.take_early(Path("/b")) is None
     assert started[0].cancelled
+
+
+def test_the_early_monitor_is_forked_unless_fresh_interpreters_are_asked_for(
+    started: list[FakePending], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("HAKO_MONITOR_FORK", raising=False)
+    launch.start_early(["run", "busybox"], "/default")
+    assert started[-1].fork_only
+    launch.take_early(Path("/default"))
+    monkeypatch.setenv("HAKO_MONITOR_FORK", "0")
+    launch.start_early(["run", "busybox"], "/default")
+    assert not started[-1].fork_only
+    launch.take_early(Path("/default"))

@@ -89,7 +89,7 @@ class PendingMonitor:
     hako's own runtime, the runtime's imports) overlap the engine's create work. It waits for the
     container directory on a pipe and exits quietly when that pipe closes without one."""
 
-    def __init__(self, attach: bool, inprocess: bool) -> None:
+    def __init__(self, attach: bool, inprocess: bool, fork_only: bool = False) -> None:
         self.attach = attach
         self._ours: Any = None
         theirs: Any = None
@@ -98,7 +98,8 @@ class PendingMonitor:
             self._ours, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
         go_r, self.go_w = os.pipe2(os.O_CLOEXEC)
         try:
-            self.report_r = _exec_monitor(f"fd:{go_r}", theirs.fileno() if theirs else -1, inprocess, [go_r])
+            self.report_r = _exec_monitor(f"fd:{go_r}", theirs.fileno() if theirs else -1, inprocess, [go_r],
+                                          fork_only=fork_only)
         finally:
             os.close(go_r)
             if theirs is not None:
@@ -129,7 +130,8 @@ class PendingMonitor:
             self._ours = None
 
 
-def prespawn_monitor(root: str | Path, runtime: str | None, attach: bool) -> PendingMonitor | None:
+def prespawn_monitor(root: str | Path, runtime: str | None, attach: bool,
+                     fork_only: bool = False) -> PendingMonitor | None:
     """A monitor started ahead for a container about to be created (``Engine.adopt`` it), or None
     when a running monitor of this store will fork it anyway."""
     if os.environ.get("HAKO_MONITOR_FORK", "1") != "0" and zygote_alive(root):
@@ -138,7 +140,7 @@ def prespawn_monitor(root: str | Path, runtime: str | None, attach: bool) -> Pen
         path = resolve_runtime(runtime or default_runtime())
     except HakoError:
         return None
-    return PendingMonitor(attach, runtime_in_process(path))
+    return PendingMonitor(attach, runtime_in_process(path), fork_only)
 
 
 def zygote_alive(store_root: str | Path) -> bool:
@@ -151,8 +153,14 @@ def zygote_alive(store_root: str | Path) -> bool:
     return True
 
 
-def _exec_monitor(cdir_arg: str, client_fd: int, inprocess: bool, keep: list[int]) -> int:
-    """Double-fork and exec ``python -S`` running the monitor; the read end of its report pipe."""
+def _exec_monitor(cdir_arg: str, client_fd: int, inprocess: bool, keep: list[int], *, fork_only: bool = False) -> int:
+    """Double-fork and exec ``python -S`` running the monitor; the read end of its report pipe.
+
+    ``fork_only``: the grandchild runs the monitor without the exec, in this interpreter as it is
+    now. Only for ``start_early``, first thing in ``hako run``: so little is loaded yet that the
+    fork costs what a fresh interpreter would, minus its ~7 ms start-up, which would otherwise be
+    on the way to the container's start. Everything else matches the exec: environment, stdio,
+    fds, session, subreaper."""
     import hako
 
     pythonpath = os.path.dirname(os.path.dirname(os.path.realpath(hako.__file__)))
@@ -173,16 +181,43 @@ def _exec_monitor(cdir_arg: str, client_fd: int, inprocess: bool, keep: list[int
             null = os.open("/dev/null", os.O_RDWR)
             for fd in (0, 1, 2):
                 os.dup2(null, fd)
-            for fd in [w, *keep] + ([client_fd] if client_fd >= 0 else []):
+            kept = [w, *keep] + ([client_fd] if client_fd >= 0 else [])
+            for fd in kept:
                 os.set_inheritable(fd, True)
             os.chdir("/")
             mon.set_subreaper()
+            if fork_only:
+                _become_monitor(argv[4:], env, kept)
             os.execve(argv[0], argv, env)
         finally:
             os._exit(127)
     os.close(w)
     os.waitpid(pid, 0)
     return r
+
+
+def _become_monitor(args: list[str], env: dict[str, str], kept: list[int]) -> None:
+    """The rest of a fork-only monitor start (see ``_exec_monitor``); never returns."""
+    import posix
+
+    code = 1
+    try:
+        # What the exec would have closed (every fd is close-on-exec here, the go pipe's write
+        # end too, which the monitor must not hold) and the environment it would have had.
+        low = 3
+        for fd in sorted(set(kept)):
+            os.closerange(low, fd)
+            low = fd + 1
+        os.closerange(low, 1 << 20)
+        os.environ.clear()
+        os.environ.update(env)
+        posix.environ.clear()
+        posix.environ.update({k.encode(): v.encode() for k, v in env.items()})
+        code = mon.main([sys.executable, *args])
+    except BaseException:  # noqa: BLE001 - never unwind into the CLI's code in the monitor
+        code = 1
+    finally:
+        os._exit(code)
 
 
 def _read_report(r: int, cdir: str) -> dict[str, Any]:
@@ -253,7 +288,9 @@ def start_early(argv: list[str], root: str) -> None:
                                    and set(arg[1:]) <= set("ditP")):
             detach = True
     try:
-        pending = prespawn_monitor(root, runtime or os.environ.get("HAKO_RUNTIME"), attach=not detach)
+        # Forked, not exec'd: nothing heavy is loaded yet (see _exec_monitor).
+        pending = prespawn_monitor(root, runtime or os.environ.get("HAKO_RUNTIME"), attach=not detach,
+                                   fork_only=os.environ.get("HAKO_MONITOR_FORK", "1") != "0")
     except OSError:
         return
     if pending is not None:
