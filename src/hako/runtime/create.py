@@ -112,8 +112,10 @@ def effective_resources(spec: Spec) -> dict[str, Any]:
     devices = list(res.get("devices") or [])
     devices.extend(default_device_rules_json())
     for d in spec.linux.devices:
-        if d.type in ("c", "b"):
-            devices.append({"allow": True, "type": d.type, "major": d.major, "minor": d.minor, "access": "rwm"})
+        if d.type in ("c", "b", "u"):
+            # "u" (unbuffered) is a character device to the kernel; fifos ("p") need no rule.
+            kind = "b" if d.type == "b" else "c"
+            devices.append({"allow": True, "type": kind, "major": d.major, "minor": d.minor, "access": "rwm"})
     res["devices"] = devices
     return res
 
