@@ -85,6 +85,9 @@ def test_features_and_version(rt: Runtime) -> None:
     f = json.loads(rt("features").stdout)
     assert f["ociVersionMin"].startswith("1.") and "poststop" in f["hooks"]
     assert "time" in f["linux"]["namespaces"] and "CAP_SYS_ADMIN" in f["linux"]["capabilities"]
+    sc = f["linux"]["seccomp"]  # probed on this host, as runc reports it
+    assert sc["enabled"] and "SCMP_ARCH_X86_64" in sc["archs"] and "SCMP_ACT_NOTIFY" in sc["actions"]
+    assert "SECCOMP_FILTER_FLAG_LOG" in sc["supportedFlags"] and set(sc["supportedFlags"]) <= set(sc["knownFlags"])
     for flag in ("--version", "-v"):
         out = rt(flag).stdout.decode()
         assert out.startswith("hako-runtime version") and "spec: 1." in out

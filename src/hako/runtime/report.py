@@ -115,6 +115,7 @@ def write_spec(bundle: str, rootless: bool) -> None:
 
 
 def features() -> dict[str, Any]:
+    from hako.seccomp import features as seccomp_features
     from hako.sys.caps import supported_names
 
     return {
@@ -132,12 +133,8 @@ def features() -> dict[str, Any]:
             "namespaces": ["cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"],
             "capabilities": supported_names(),
             "cgroup": {"v1": True, "v2": True, "systemd": False, "systemdUser": False},
-            "seccomp": {"enabled": True, "actions": [
-                "SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS",
-                "SCMP_ACT_KILL_THREAD", "SCMP_ACT_LOG", "SCMP_ACT_NOTIFY", "SCMP_ACT_TRACE", "SCMP_ACT_TRAP"],
-                "operators": ["SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_LE", "SCMP_CMP_LT",
-                              "SCMP_CMP_MASKED_EQ", "SCMP_CMP_NE"],
-                "archs": ["SCMP_ARCH_X86", "SCMP_ARCH_X86_64", "SCMP_ARCH_X32", "SCMP_ARCH_AARCH64"]},
+            # What this host's libseccomp and kernel support (knownFlags/supportedFlags probed).
+            "seccomp": seccomp_features(),
             "apparmor": {"enabled": os.path.exists("/sys/kernel/security/apparmor")},
             "selinux": {"enabled": os.path.exists("/sys/fs/selinux/enforce")},
         },
