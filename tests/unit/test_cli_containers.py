@@ -39,6 +39,8 @@ FALLBACK = [
     ["run", "--cpus", "x", "img"],      # bad number
     ["run", "--pull", "sometimes", "img"],
     ["run", "--", "img"],
+    ["run", "img", "--", "echo"],       # argparse's image positional swallows that "--"
+    ["create", "img", "--"],
     ["run", "-", "img"],
     ["run", "--nosuch", "img"],
     ["--root=", "run", "img"],
@@ -77,3 +79,36 @@ def test_fast_parse_leaves_the_unusual_to_argparse(argv: list[str]) -> None:
 def test_default_root() -> None:
     fast = fast_parse(["run", "img"], "/somewhere")
     assert fast is not None and fast.root == "/somewhere" and fast.debug is False
+
+
+def test_fast_parse_agrees_with_argparse_on_random_command_lines() -> None:
+    """Whatever the fast parser accepts, argparse parses to the same namespace (seeded, reproducible)."""
+    import contextlib
+    import io
+    import random
+
+    root = os.environ.get("HAKO_ROOT", DEFAULT_ROOT)
+    parser = build_parser()
+    tokens = ["-d", "-i", "-t", "-it", "-dit", "--rm", "--name", "--name=x", "-e", "A=1", "-eA=1", "-v", "/a:/b",
+              "--cpus", "1.5", "x", "-c", "5", "-5", "--pull", "never", "sometimes", "--", "-", "", "img", "-h",
+              "--help", "--det", "--net", "--network=host", "-u", "0", "-f", "-a", "-q", "-n", "3", "-aq",
+              "--no-trunc", "--filter", "--format", "-fv", "--from-monitor", "--root", "--rm=1", "a b", "-x y"]
+    rng = random.Random(6)
+    accepted = 0
+    for _ in range(3000):
+        argv = rng.choice([[], ["--debug"], ["--root", "/r"], ["--root=/q"]]) + [rng.choice(["run", "create", "rm", "ps"])]
+        argv += [rng.choice(tokens) for _ in range(rng.randint(0, 6))]
+        fast = fast_parse(argv, root)
+        if fast is None:
+            continue
+        accepted += 1
+        with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+            try:
+                want = vars(parser.parse_args(argv))
+            except SystemExit:
+                raise AssertionError(f"argparse refuses {argv}, the fast parser did not") from None
+        want["root"] = str(want["root"])
+        got = vars(fast)
+        got["root"] = str(got["root"])
+        assert got == want, argv
+    assert accepted > 300  # the fast path is taken often enough for this to mean something

@@ -231,8 +231,9 @@ def fast_parse(argv: list[str], default_root: str) -> Args | None:
         if not rest or any(a.startswith("-") for a in rest):
             return None
         return Args(root=root, debug=debug, command="rm", func=cmd_rm, containers=rest, **values)
-    if not rest:
-        return None  # no image: argparse reports it
+    if not rest or rest[1:2] == ["--"]:
+        # No image: argparse reports it. ``IMAGE -- ...``: argparse's image takes the ``--`` along.
+        return None
     values["image"] = rest[0]
     values["command"] = rest[1:]
     return Args(root=root, debug=debug, func=cmd_run if command == "run" else cmd_create, **values)
