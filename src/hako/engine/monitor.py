@@ -68,6 +68,7 @@ def exists(path: str) -> bool:
 
 
 PR_SET_CHILD_SUBREAPER = 36
+PR_SET_NAME = 15
 
 
 def now_rfc3339(t: float | None = None) -> str:
@@ -894,6 +895,10 @@ def main(argv: list[str] | None = None) -> int:
     sync_fd = int(argv[2]) if len(argv) > 2 else -1
     client_fd = int(argv[3]) if len(argv) > 3 else -1
     trace.phase("mon", "main")
+    if len(argv) > 4:
+        # Started by the engine (not forked by a monitor, which passes its name on): a name for
+        # ps/top, since a monitor forked early from `hako run` still shows that command line.
+        _prctl()(PR_SET_NAME, b"hako-monitor", 0, 0, 0)
     if len(argv) > 4 and argv[4] == "inprocess":
         preload_runtime()
         trace.phase("mon", "runtime preloaded")
