@@ -164,9 +164,12 @@ def keep_fds(preserve_fds: int) -> None:
 
 
 def apply_limits(proc: Process) -> None:
-    """rlimits and oom_score_adj; init applies them before create returns, so one that cannot be
-    applied (above the hard limit, a lower score without CAP_SYS_RESOURCE) fails create, as in runc."""
+    """rlimits, oom_score_adj, scheduler and I/O priority; init applies them before create returns,
+    so one that cannot be applied (above the hard limit, a lower score without CAP_SYS_RESOURCE, a
+    real-time policy the cgroup gives no runtime) fails create, as in runc."""
     _set_rlimits(proc)
+    if proc.scheduler is not None or proc.io_priority is not None:
+        _set_scheduling(proc)
     if proc.oom_score_adj is not None:
         try:
             with open("/proc/self/oom_score_adj", "w") as f:
@@ -176,6 +179,29 @@ def apply_limits(proc: Process) -> None:
                 f"process.oomScoreAdj {proc.oom_score_adj}: write /proc/self/oom_score_adj: "
                 f"{(e.strerror or str(e)).lower()}"
             ) from None
+
+
+def _set_scheduling(proc: Process) -> None:
+    from hako.errors import KernelError
+    from hako.spec.runtime import IOPRIO_CLASSES, SCHED_FLAGS, SCHED_POLICIES
+    from hako.sys import proc as sp
+
+    sc = proc.scheduler
+    if sc is not None:
+        flags = 0
+        for f in sc.flags:
+            flags |= SCHED_FLAGS[f]
+        try:
+            sp.sched_setattr(SCHED_POLICIES[sc.policy], flags, sc.nice, sc.priority, sc.runtime, sc.deadline,
+                             sc.period)
+        except KernelError as e:
+            raise HakoError(f"process.scheduler {sc.policy}: sched_setattr: {os.strerror(e.errno).lower()}") from None
+    io = proc.io_priority
+    if io is not None:
+        try:
+            sp.ioprio_set(IOPRIO_CLASSES[io.io_class], io.priority)
+        except KernelError as e:
+            raise HakoError(f"process.ioPriority {io.io_class} {io.priority}: ioprio_set: {os.strerror(e.errno).lower()}") from None
 
 
 def preload(proc: Process, *, seccomp: bool = False, hooks: bool = False) -> None:

@@ -52,6 +52,35 @@ class ConsoleSize:
 
 
 @dataclass(eq=False, repr=False)
+class Scheduler:
+    """OCI 1.2 ``process.scheduler``: sched_setattr(2) for the container process."""
+
+    policy: str
+    nice: int = 0
+    priority: int = 0
+    flags: list[str] = field(default_factory=list)
+    runtime: int = 0
+    deadline: int = 0
+    period: int = 0
+
+
+@dataclass(eq=False, repr=False)
+class IOPriority:
+    """OCI 1.2 ``process.ioPriority``: ioprio_set(2) for the container process."""
+
+    io_class: str
+    priority: int = 0
+
+
+SCHED_POLICIES = {"SCHED_OTHER": 0, "SCHED_FIFO": 1, "SCHED_RR": 2, "SCHED_BATCH": 3, "SCHED_ISO": 4,
+                  "SCHED_IDLE": 5, "SCHED_DEADLINE": 6}
+SCHED_FLAGS = {"SCHED_FLAG_RESET_ON_FORK": 0x01, "SCHED_FLAG_RECLAIM": 0x02, "SCHED_FLAG_DL_OVERRUN": 0x04,
+               "SCHED_FLAG_KEEP_POLICY": 0x08, "SCHED_FLAG_KEEP_PARAMS": 0x10, "SCHED_FLAG_UTIL_CLAMP_MIN": 0x20,
+               "SCHED_FLAG_UTIL_CLAMP_MAX": 0x40}
+IOPRIO_CLASSES = {"IOPRIO_CLASS_RT": 1, "IOPRIO_CLASS_BE": 2, "IOPRIO_CLASS_IDLE": 3}
+
+
+@dataclass(eq=False, repr=False)
 class Process:
     args: list[str]
     cwd: str = "/"
@@ -65,6 +94,8 @@ class Process:
     oom_score_adj: int | None = None
     apparmor_profile: str = ""
     selinux_label: str = ""
+    scheduler: Scheduler | None = None
+    io_priority: IOPriority | None = None
 
 
 @dataclass(eq=False, repr=False)
@@ -356,6 +387,8 @@ def parse_process(data: Any, path: str = "process") -> Process:
     if oom is not None and not -1000 <= oom <= 1000:
         raise _err(path + ".oomScoreAdj", f"must be between -1000 and 1000, got {oom}")
     return Process(
+        scheduler=_scheduler(d.get("scheduler"), path + ".scheduler"),
+        io_priority=_io_priority(d.get("ioPriority"), path + ".ioPriority"),
         args=args,
         cwd=cwd,
         env=_env(d.get("env"), path + ".env"),
@@ -369,6 +402,47 @@ def parse_process(data: Any, path: str = "process") -> Process:
         apparmor_profile=_str(d.get("apparmorProfile"), path + ".apparmorProfile"),
         selinux_label=_str(d.get("selinuxLabel"), path + ".selinuxLabel"),
     )
+
+
+def _scheduler(v: Any, path: str) -> Scheduler | None:
+    if v is None:
+        return None
+    d = _obj(v, path)
+    policy = _str(d.get("policy"), path + ".policy", required=True)
+    if policy not in SCHED_POLICIES:
+        raise _err(path + ".policy", f"unknown policy {policy!r} (one of {', '.join(SCHED_POLICIES)})")
+    flags = _strs(d.get("flags"), path + ".flags")
+    for i, f in enumerate(flags):
+        if f not in SCHED_FLAGS:
+            raise _err(f"{path}.flags[{i}]", f"unknown flag {f!r}")
+    nice = _int(d.get("nice"), path + ".nice", default=0)
+    if not -20 <= nice <= 19:
+        raise _err(path + ".nice", f"must be between -20 and 19, got {nice}")
+    priority = _int(d.get("priority"), path + ".priority", default=0, minimum=0)
+    if policy in ("SCHED_FIFO", "SCHED_RR") and not 1 <= priority <= 99:
+        raise _err(path + ".priority", f"{policy} needs a priority between 1 and 99, got {priority}")
+    if policy not in ("SCHED_FIFO", "SCHED_RR") and priority != 0:
+        raise _err(path + ".priority", f"{policy} takes no priority (0), got {priority}")
+    sched = Scheduler(policy=policy, nice=nice, priority=priority, flags=flags,
+                      runtime=_int(d.get("runtime"), path + ".runtime", default=0, minimum=0),
+                      deadline=_int(d.get("deadline"), path + ".deadline", default=0, minimum=0),
+                      period=_int(d.get("period"), path + ".period", default=0, minimum=0))
+    if policy == "SCHED_DEADLINE" and not 0 < sched.runtime <= sched.deadline <= (sched.period or sched.deadline):
+        raise _err(path, "SCHED_DEADLINE needs 0 < runtime <= deadline <= period")
+    return sched
+
+
+def _io_priority(v: Any, path: str) -> IOPriority | None:
+    if v is None:
+        return None
+    d = _obj(v, path)
+    cls = _str(d.get("class"), path + ".class", required=True)
+    if cls not in IOPRIO_CLASSES:
+        raise _err(path + ".class", f"unknown class {cls!r} (one of {', '.join(IOPRIO_CLASSES)})")
+    prio = _int(d.get("priority"), path + ".priority", default=0, minimum=0)
+    if prio > 7:
+        raise _err(path + ".priority", f"must be between 0 and 7, got {prio}")
+    return IOPriority(io_class=cls, priority=prio)
 
 
 def _hooks(v: Any, path: str) -> Hooks:

@@ -85,6 +85,36 @@ PER_LINUX = 0x0000
 PER_LINUX32 = 0x0008
 
 
+# Not in the generic table: numbers differ by architecture.
+_SYS_IOPRIO_SET = {"x86_64": 251, "aarch64": 30}
+_SYS_SCHED_SETATTR = {"x86_64": 314, "aarch64": 274}
+IOPRIO_WHO_PROCESS = 1
+IOPRIO_CLASS_SHIFT = 13
+
+
+def _nr(table: dict[str, int], name: str) -> int:
+    nr = table.get(os.uname().machine)
+    if nr is None:
+        raise KernelError(name, 38, f"no syscall number known for {os.uname().machine}")  # ENOSYS
+    return nr
+
+
+def ioprio_set(io_class: int, priority: int) -> None:
+    """The calling process's I/O scheduling class and priority (ioprio_set(2))."""
+    value = (io_class << IOPRIO_CLASS_SHIFT) | priority
+    syscall(_nr(_SYS_IOPRIO_SET, "ioprio_set"), IOPRIO_WHO_PROCESS, 0, value, name="ioprio_set", detail=hex(value))
+
+
+def sched_setattr(policy: int, flags: int, nice: int, priority: int, runtime: int, deadline: int, period: int) -> None:
+    """The calling thread's scheduling policy and attributes (sched_setattr(2), struct version 0)."""
+    import struct
+
+    attr = struct.pack("<IIQiIQQQ", 48, policy, flags, nice, priority, runtime, deadline, period)
+    buf = ctypes.create_string_buffer(attr, len(attr))
+    check(LIBC.syscall(ctypes.c_long(_nr(_SYS_SCHED_SETATTR, "sched_setattr")), ctypes.c_long(0), buf,
+                       ctypes.c_uint(0)), "sched_setattr", f"policy {policy}")
+
+
 def personality(persona: int) -> None:
     check(LIBC.personality(ctypes.c_ulong(persona)), "personality", hex(persona))
 
