@@ -66,3 +66,22 @@ def test_a_policy_the_kernel_refuses_fails_create_and_leaves_nothing(rt: Runtime
     p = rt.create("sch3", bundle, check=False)
     assert p.returncode == 1 and b"process.scheduler SCHED_FIFO" in p.stderr, p.stderr
     assert rt.ids() == []
+
+
+def test_exec_cpu_affinity_final_pins_the_exec_process(rt: Runtime, bundle: Path) -> None:
+    if len(os.sched_getaffinity(0)) < 2:
+        import pytest
+
+        pytest.skip("needs two CPUs")
+    set_config(bundle, "aff1")
+    rt.create("aff1", bundle)
+    rt("start", "aff1")
+    proc = rt.tmp / "aff.json"
+    pidfile = rt.tmp / "aff.pid"
+    proc.write_text('{"args": ["sleep", "100"], "cwd": "/", "execCPUAffinity": {"initial": "1", "final": "0"}}')
+    rt.detached("exec", "--detach", "--pid-file", str(pidfile), "--process", str(proc), "aff1", cid="aff1")
+    status = Path(f"/proc/{int(pidfile.read_text())}/status").read_text()
+    assert "Cpus_allowed_list:\t0\n" in status
+    proc.write_text('{"args": ["true"], "cwd": "/", "execCPUAffinity": {"final": "0-x"}}')
+    p = rt("exec", "--process", str(proc), "aff1", check=False)
+    assert p.returncode == 1 and b"process.execCPUAffinity.final" in p.stderr, p.stderr

@@ -121,6 +121,8 @@ def exec_in(
 
             tty.hand_over_pty(console, (cs.height, cs.width) if (cs := proc.console_size) else None)
         exe = find_executable(proc.args[0], proc.env)
+        if proc.exec_cpu_affinity is not None and proc.exec_cpu_affinity.final is not None:
+            _set_affinity(0, proc.exec_cpu_affinity.final, "final")  # in the container's cgroup now
         ready = None
         if notify_child is not None:
             import socket
@@ -144,6 +146,10 @@ def exec_in(
     pid = 0
     try:
         log.phase("fork")
+        aff = proc.exec_cpu_affinity
+        if aff is not None and aff.initial is not None:
+            # Before the cgroup join (the spec's "initial"); C1 waits for "go" until after it.
+            _set_affinity(c1, aff.initial, "initial")
         if cgm is not None:
             cgm.apply(c1)
         log.phase("cgroups")
@@ -186,6 +192,15 @@ def exec_in(
         master = fds[0] if fds else None
         own_console.close()
     return wait_foreground(pid, master)
+
+
+def _set_affinity(pid: int, cpus: set[int], which: str) -> None:
+    try:
+        os.sched_setaffinity(pid, cpus)
+    except OSError as e:
+        listed = ",".join(str(c) for c in sorted(cpus))
+        raise HakoError(f"process.execCPUAffinity.{which} {listed}: sched_setaffinity: "
+                        f"{(e.strerror or str(e)).lower()}") from None
 
 
 def _forward_notify_fd(sock: Any, c: Container, path: str, metadata: str, pid: int) -> None:

@@ -72,6 +72,14 @@ class IOPriority:
     priority: int = 0
 
 
+@dataclass(eq=False, repr=False)
+class ExecCPUAffinity:
+    """OCI 1.2 ``process.execCPUAffinity`` (exec only): CPUs before and after the cgroup join."""
+
+    initial: set[int] | None = None
+    final: set[int] | None = None
+
+
 SCHED_POLICIES = {"SCHED_OTHER": 0, "SCHED_FIFO": 1, "SCHED_RR": 2, "SCHED_BATCH": 3, "SCHED_ISO": 4,
                   "SCHED_IDLE": 5, "SCHED_DEADLINE": 6}
 SCHED_FLAGS = {"SCHED_FLAG_RESET_ON_FORK": 0x01, "SCHED_FLAG_RECLAIM": 0x02, "SCHED_FLAG_DL_OVERRUN": 0x04,
@@ -96,6 +104,7 @@ class Process:
     selinux_label: str = ""
     scheduler: Scheduler | None = None
     io_priority: IOPriority | None = None
+    exec_cpu_affinity: ExecCPUAffinity | None = None
 
 
 @dataclass(eq=False, repr=False)
@@ -389,6 +398,7 @@ def parse_process(data: Any, path: str = "process") -> Process:
     return Process(
         scheduler=_scheduler(d.get("scheduler"), path + ".scheduler"),
         io_priority=_io_priority(d.get("ioPriority"), path + ".ioPriority"),
+        exec_cpu_affinity=_exec_cpu_affinity(d.get("execCPUAffinity"), path + ".execCPUAffinity"),
         args=args,
         cwd=cwd,
         env=_env(d.get("env"), path + ".env"),
@@ -430,6 +440,30 @@ def _scheduler(v: Any, path: str) -> Scheduler | None:
     if policy == "SCHED_DEADLINE" and not 0 < sched.runtime <= sched.deadline <= (sched.period or sched.deadline):
         raise _err(path, "SCHED_DEADLINE needs 0 < runtime <= deadline <= period")
     return sched
+
+
+def cpu_list(text: str, path: str) -> set[int]:
+    """'0-2,7' as a set of CPU numbers; ConfigError naming ``path`` otherwise."""
+    cpus: set[int] = set()
+    for part in text.strip().split(","):
+        lo, dash, hi = part.strip().partition("-")
+        if not (lo.isascii() and lo.isdigit()) or (dash and not (hi.isascii() and hi.isdigit())):
+            raise _err(path, f"{text!r} is not a CPU list like '0-2,7'")
+        first, last = int(lo), int(hi) if dash else int(lo)
+        if last < first:
+            raise _err(path, f"{text!r}: range {part!r} runs backwards")
+        cpus.update(range(first, last + 1))
+    return cpus
+
+
+def _exec_cpu_affinity(v: Any, path: str) -> ExecCPUAffinity | None:
+    if v is None:
+        return None
+    d = _obj(v, path)
+    initial = _str(d.get("initial"), path + ".initial")
+    final = _str(d.get("final"), path + ".final")
+    return ExecCPUAffinity(initial=cpu_list(initial, path + ".initial") if initial else None,
+                           final=cpu_list(final, path + ".final") if final else None)
 
 
 def _io_priority(v: Any, path: str) -> IOPriority | None:
