@@ -59,8 +59,9 @@ def load_bundle(bundle: str) -> tuple[Spec, str]:
 def validate_for_create(spec: Spec, rootfs: str) -> None:
     if spec.process is None:
         raise ConfigError("process", "is required to create a container")
-    if spec.linux.namespace("mount") is None:
-        raise ConfigError("linux.namespaces", "a mount namespace is required")
+    if spec.linux.namespace("mount") is None and spec.linux.rootfs_propagation:
+        # It would be set on the caller's own "/".
+        raise ConfigError("linux.rootfsPropagation", "needs a mount namespace of the container's own")
     if not os.path.isdir(rootfs):
         raise ConfigError("root.path", f"{rootfs}: no such file or directory")
     if spec.domainname and spec.linux.namespace("uts") is None:
@@ -253,6 +254,11 @@ def create(cid: str, opts: CreateOptions, *, subreaper: bool = False) -> tuple[C
         raise HakoError("cannot allocate tty if hako-runtime will detach without setting console socket")
     if not spec.process.terminal and opts.console_socket:
         raise HakoError("cannot use console socket if hako-runtime will not detach or allocate tty")
+    host_pre: list[int] | None = None
+    if spec.linux.namespace("mount") is None:
+        from hako.runtime.rootfs import mount_ids_under
+
+        host_pre = mount_ids_under(rootfs)
     log.phase("parse")
     cont.make_dir()
     cgm: Any = None
@@ -265,7 +271,7 @@ def create(cid: str, opts: CreateOptions, *, subreaper: bool = False) -> tuple[C
             # Recorded now, so that `delete --force` can still remove the cgroup if this process
             # is killed before the end (pid 0: the container reads as stopped until then).
             cont.save(State(id=cid, bundle=bundle, rootfs=rootfs, created=now_rfc3339(), cgroup=cgm.save(),
-                            systemd_cgroup=opts.systemd_cgroup, config=config_path))
+                            systemd_cgroup=opts.systemd_cgroup, config=config_path, host_mounts=host_pre))
         os.mkfifo(cont.fifo, 0o622)
         # Writable by others, umask notwithstanding: init may run as a mapped (non-root) uid.
         os.chmod(cont.fifo, 0o622)
@@ -380,6 +386,7 @@ def create(cid: str, opts: CreateOptions, *, subreaper: bool = False) -> tuple[C
             config=config_path,
             hooks=[k for k in ("poststart", "poststop") if getattr(spec.hooks, k)],
             seccomp=spec.linux.seccomp is not None,
+            host_mounts=host_pre,
         )
         cont.save(st)
         if notify_parent is not None:
@@ -398,6 +405,10 @@ def create(cid: str, opts: CreateOptions, *, subreaper: bool = False) -> tuple[C
                 cgm.destroy()
             except Exception:  # noqa: BLE001 - the original error matters more
                 pass
+        if host_pre is not None:
+            from hako.runtime.rootfs import unmount_host_mounts
+
+            unmount_host_mounts(rootfs, host_pre)
         cont.remove_dir()
         raise
     finally:

@@ -116,6 +116,11 @@ def exec_in(
         parent.close()
         from hako.runtime.process import exec_process, find_executable
 
+        if st.host_mounts is not None:
+            # No mount namespace to join: the container's root is its init's chroot.
+            os.chroot(f"/proc/{st.pid}/root")
+            os.chdir("/")
+
         if console is not None:
             from hako.sys import tty
 

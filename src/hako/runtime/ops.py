@@ -185,6 +185,10 @@ def delete(root: str, cid: str, force: bool = False) -> None:
                 pass
         wait_gone(st.pid, st.start_time)
         hooks = _spec_hooks(c, "poststop")
+        if st.host_mounts is not None:
+            from hako.runtime.rootfs import unmount_host_mounts
+
+            unmount_host_mounts(st.rootfs, st.host_mounts)
         if cgm is not None:
             cgm.destroy()
         c.remove_dir()

@@ -256,14 +256,19 @@ def prepare_rootfs(
     """
     root = os.path.realpath(rootfs)
     bundle_dir = os.fspath(bundle) if bundle is not None else os.path.dirname(root)
+    host_ns = spec.linux.namespace("mount") is None
     prop = (
         parse_propagation(spec.linux.rootfs_propagation)
         if spec.linux.rootfs_propagation
         else m.MS_SLAVE | m.MS_REC
     )
-    # Nothing we mount below may reach the host's namespace: slave (or what was asked) first.
-    m.mount(None, "/", None, prop, detail="/ (rootfs propagation)")
-    _make_parent_private(root)
+    if not host_ns:
+        # Nothing we mount below may reach the host's namespace: slave (or what was asked) first.
+        m.mount(None, "/", None, prop, detail="/ (rootfs propagation)")
+        _make_parent_private(root)
+    # Without a mount namespace (as runc allows) everything below lands in the caller's own
+    # namespace, under the rootfs only, with its propagation left as it is (so that delete's
+    # unmounting reaches wherever the mounting did); the process is chrooted, never pivoted.
     m.mount(root, root, None, m.MS_BIND | m.MS_REC, detail=f"{root} (rootfs bind)")
     root_fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
     ctx = _Ctx(spec, root, bundle_dir, root_fd, in_userns, spec.linux.namespace("cgroup") is not None)
@@ -280,6 +285,9 @@ def prepare_rootfs(
         os.close(root_fd)
     if before_pivot is not None:
         before_pivot()
+    if host_ns:
+        _chroot(root)
+        return
     if no_pivot:
         _move_root(root)
     else:
@@ -855,6 +863,41 @@ def _pivot_root(rootfs: str) -> None:
         os.close(old_root)
         os.close(new_root)
     os.chdir("/")
+
+
+def _chroot(rootfs: str) -> None:
+    """No mount namespace of our own: moving or pivoting mounts would act on the host's; chroot."""
+    os.chdir(rootfs)
+    os.chroot(".")
+    os.chdir("/")
+
+
+def mount_ids_under(rootfs: str) -> list[int]:
+    """Ids of the mounts at or below ``rootfs`` in our namespace (mountinfo's first field)."""
+    root = os.path.realpath(rootfs)
+    return [int(f[0]) for f in _mountinfo() if (mp := _unescape(f[4])) == root or mp.startswith(root + "/")]
+
+
+def unmount_host_mounts(rootfs: str, keep: list[int]) -> None:
+    """Undo a container without a mount namespace: detach the mounts at or below ``rootfs`` in
+    our namespace that are not in ``keep`` (those that were there before create, such as an
+    engine's overlay on the rootfs itself), deepest first. Ours are stacked above any kept one
+    at the same place, so unmounting that place once per mount of ours takes exactly ours."""
+    root = os.path.realpath(rootfs)
+    if root == "/":
+        return
+    kept = set(keep)
+    ours: dict[str, int] = {}
+    for f in _mountinfo():
+        mp = _unescape(f[4])
+        if (mp == root or mp.startswith(root + "/")) and int(f[0]) not in kept:
+            ours[mp] = ours.get(mp, 0) + 1
+    for mp in sorted(ours, key=len, reverse=True):
+        for _ in range(ours[mp]):
+            try:
+                m.umount2(mp, m.MNT_DETACH, detail=mp)
+            except KernelError:
+                break
 
 
 def _move_root(rootfs: str) -> None:

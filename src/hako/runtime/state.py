@@ -51,6 +51,9 @@ _STATE_FIELDS: dict[str, Any] = {
     "started": False,
     "hooks": None,  # stages with hooks, so start/delete parse config.json only when needed
     "seccomp": None,  # whether config.json has linux.seccomp, so exec --process can skip parsing it
+    # No mount namespace: the rootfs's mounts are in the caller's and delete removes them, all but
+    # these mount ids (there before create). None: the container has a mount namespace.
+    "host_mounts": None,
 }
 
 
@@ -72,6 +75,7 @@ class State:
         self.started: bool = False
         self.hooks: list[str] | None = None
         self.seccomp: bool | None = None
+        self.host_mounts: list[int] | None = None
         for k, v in kw.items():
             if k in _STATE_FIELDS:
                 setattr(self, k, v)
