@@ -111,14 +111,8 @@ def _rmtree(path: str) -> None:
 
 
 def _raw_attach_socket(pending: PendingMonitor) -> Any:
-    """The pending monitor's attach socket as the bare ``_socket.socket`` it holds: ``.ours`` wraps it
-    in a ``socket.socket``, whose module imports enum (several ms before ``hako run`` gets going)."""
-    raw = pending.__dict__.get("_ours")
-    if raw is None or not isinstance(raw, _socket.socket):
-        sock = pending.ours
-        return None if sock is None else _socket.socket(fileno=sock.detach())
-    pending._ours = None
-    return raw
+    """The pending monitor's attach socket as a bare ``_socket.socket`` (see take_raw_socket)."""
+    return pending.take_raw_socket()
 
 
 class _Locked:

@@ -105,6 +105,12 @@ class PendingMonitor:
             if theirs is not None:
                 theirs.close()
 
+    def take_raw_socket(self) -> Any:
+        """Our end of the attach socket as the bare ``_socket.socket`` (None when detached); the
+        ``socket`` module that ``ours`` needs imports enum, several ms of ``hako run``."""
+        raw, self._ours = self._ours, None
+        return raw
+
     @property
     def ours(self) -> socket.socket | None:
         """Our end of the attach socket (None when detached)."""
