@@ -258,41 +258,20 @@ def cmd_exec(ctx: Ctx, argv: list[str]) -> int:
     if not p.args:
         raise HakoError('"exec" requires a container id')
     cid = p.args[0]
-    warm = _warm_cgroup(ctx.root, cid)  # before the imports below, which it overlaps
     from hako.runtime.exec_process import build_process
     from hako.runtime.execute import exec_in
 
-    try:
-        proc, seccomp = build_process(ctx.root, cid, p)
-    except BaseException:
-        from hako.runtime.warm import finish
-
-        finish(warm)
-        raise
+    proc, seccomp = build_process(ctx.root, cid, p)
     return exec_in(
         ctx.root,
         cid,
         proc,
-        warm=warm,
         detach=p.flag("detach"),
         pid_file=p.opt("pid-file"),
         console_socket=p.opt("console-socket"),
         preserve_fds=_int_flag(p, "preserve-fds"),
         seccomp=seccomp,
     )
-
-
-def _warm_cgroup(root: str, cid: str) -> int:
-    """hako.runtime.warm for a running container's cgroup; the child's pid or 0."""
-    from hako.runtime import fastjson, warm
-    from hako.runtime.state import check_id
-
-    try:
-        with open(os.path.join(root, check_id(cid), "state.json"), "rb") as f:
-            cgroup = fastjson.loads(f.read()).get("cgroup") or {}
-    except (OSError, ValueError, HakoError):
-        return 0  # exec_in reports the missing container
-    return warm.start(warm.pick_dir(cgroup))
 
 
 def cmd_spec(ctx: Ctx, argv: list[str]) -> int:

@@ -50,32 +50,6 @@ def exec_in(
     console_socket: str | None,
     preserve_fds: int,
     seccomp: Any,
-    warm: int = 0,
-) -> int:
-    """Run ``proc`` in container ``cid``; ``warm``: a hako.runtime.warm child, waited for just
-    before the cgroup move (or on the way out when exec fails earlier)."""
-    pending = [warm]
-    try:
-        return _exec_in(root, cid, proc, detach=detach, pid_file=pid_file, console_socket=console_socket,
-                        preserve_fds=preserve_fds, seccomp=seccomp, warm=pending)
-    finally:
-        if pending[0]:
-            from hako.runtime import warm as warm_mod
-
-            warm_mod.finish(pending[0])
-
-
-def _exec_in(
-    root: str,
-    cid: str,
-    proc: Process,
-    *,
-    detach: bool,
-    pid_file: str | None,
-    console_socket: str | None,
-    preserve_fds: int,
-    seccomp: Any,
-    warm: list[int],
 ) -> int:
     c = Container(root, cid)
     c.lock()
@@ -181,10 +155,6 @@ def _exec_in(
         if aff is not None and aff.initial is not None:
             # Before the cgroup join (the spec's "initial"); C1 waits for "go" until after it.
             _set_affinity(c1, aff.initial, "initial")
-        from hako.runtime import warm as warm_mod
-
-        warm_mod.finish(warm[0])
-        warm[0] = 0
         if cgm is not None:
             cgm.apply(c1)
         log.phase("cgroups")
