@@ -73,3 +73,4 @@ def test_order_compares_fields_in_order() -> None:
     assert Version(1, 2) < Version(1, 3) < Version(2)
     assert max(Version(2), Version(1, 9)) == Version(2)
     assert Version(1) <= Version(1) and Version(3) >= Version(2, 5)
+

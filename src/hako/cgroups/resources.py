@@ -27,11 +27,12 @@ def _is_number(s: str) -> bool:
 
 
 def _is_cpu_list(s: str) -> bool:
-    """'0-2,4' as cpuset takes it (re costs start-up time on create)."""
-    for part in s.strip().split(","):
-        lo, dash, hi = part.partition("-")
-        if not _is_number(lo) or (dash and not _is_number(hi)):
-            return False
+    from hako import cpulist
+
+    try:
+        cpulist.parse(s)
+    except ValueError:
+        return False
     return True
 
 

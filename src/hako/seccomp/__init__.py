@@ -32,11 +32,11 @@ if TYPE_CHECKING:
 def validate(seccomp: dict[str, Any], cache_dir: str | None = None) -> None:
     """Raise ConfigError naming the JSON path (``linux.seccomp.syscalls[3].action``) if invalid.
 
-    A valid profile is also compiled here (``warm(seccomp)``), in ``create`` before forking:
-    errors libseccomp or the kernel's size limit would raise surface now, and the init's
-    later ``load(seccomp)`` of this same dict only makes the seccomp(2) call — which works
-    after pivot_root (or setns into the container's mount namespace), where neither
-    libseccomp nor hako's modules could be opened any more.
+    A valid profile is also compiled here (``warm(seccomp)``): errors libseccomp or the kernel's
+    size limit would raise surface now, and a later ``load(seccomp)`` of this same dict in this
+    process (or a fork of it) only makes the seccomp(2) call — which works after pivot_root,
+    where neither libseccomp nor hako's modules could be opened any more. (hako-runtime's
+    create validates with ``hako.seccomp.profile.validate`` and compiles in its C1, with a cache.)
     """
     from hako.seccomp.profile import validate as _validate
 

@@ -444,16 +444,12 @@ def _scheduler(v: Any, path: str) -> Scheduler | None:
 
 def cpu_list(text: str, path: str) -> set[int]:
     """'0-2,7' as a set of CPU numbers; ConfigError naming ``path`` otherwise."""
-    cpus: set[int] = set()
-    for part in text.strip().split(","):
-        lo, dash, hi = part.strip().partition("-")
-        if not (lo.isascii() and lo.isdigit()) or (dash and not (hi.isascii() and hi.isdigit())):
-            raise _err(path, f"{text!r} is not a CPU list like '0-2,7'")
-        first, last = int(lo), int(hi) if dash else int(lo)
-        if last < first:
-            raise _err(path, f"{text!r}: range {part!r} runs backwards")
-        cpus.update(range(first, last + 1))
-    return cpus
+    from hako import cpulist
+
+    try:
+        return cpulist.parse(text)
+    except ValueError as e:
+        raise _err(path, str(e)) from None
 
 
 def _exec_cpu_affinity(v: Any, path: str) -> ExecCPUAffinity | None:
