@@ -9,7 +9,7 @@ import pytest
 
 from hako.errors import Conflict, HakoError, NotFound
 from hako.storage import overlay
-from hako.storage.snapshots import MountSpec, Snapshotter
+from hako.storage.snapshots import MountSpec, Snapshotter, remove_tree
 
 
 def layer(snap: Snapshotter, chain_id: str, files: dict[str, bytes]) -> str:
@@ -187,3 +187,17 @@ def test_removed_snapshot_never_follows_symlinks(tmp_path: Path) -> None:
     assert not (tmp_path / "store" / "containers" / "c1").exists()
     assert (outside / "keep").read_text() == "x"
     assert os.listdir(tmp_path / "store" / "tmp") == []
+
+
+def test_remove_tree_does_not_follow_symlinks(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep").write_text("x")
+    tree = tmp_path / "tree"
+    (tree / "a" / "b").mkdir(parents=True)
+    (tree / "a" / "b" / "f").write_text("y")
+    (tree / "link").symlink_to(outside)
+    (tree / "a" / "dangling").symlink_to(tmp_path / "nowhere")
+    remove_tree(str(tree))
+    assert not tree.exists() and (outside / "keep").read_text() == "x"
+    remove_tree(str(tree))  # gone already: nothing to do, no error

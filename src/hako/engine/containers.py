@@ -88,28 +88,6 @@ def _unlink(path: str) -> None:
         pass
 
 
-def _rmtree(path: str) -> None:
-    """``shutil.rmtree(path, ignore_errors=True)`` (shutil imports fnmatch, re and the compressors);
-    symlinks are removed, never followed."""
-    try:
-        entries = os.scandir(path)
-    except OSError:
-        return
-    with entries:
-        for entry in entries:
-            try:
-                if entry.is_dir(follow_symlinks=False):
-                    _rmtree(entry.path)
-                else:
-                    os.unlink(entry.path)
-            except OSError:
-                pass
-    try:
-        os.rmdir(path)
-    except OSError:
-        pass
-
-
 def _raw_attach_socket(pending: PendingMonitor) -> Any:
     """The pending monitor's attach socket as a bare ``_socket.socket`` (see take_raw_socket)."""
     return pending.take_raw_socket()
@@ -564,7 +542,9 @@ class Engine:
         if saved:
             self.images.unmount_rootfs(saved, os.path.join(cdir, "bundle", "rootfs"))
             self.images.remove_rootfs(saved, cid)
-        _rmtree(cdir)
+        from hako.storage.snapshots import remove_tree
+
+        remove_tree(cdir)
         self.db.delete_container(cid)
         self.images.remove_ref(rec.get("ImageID", ""), cid)
         for m in rec.get("Mounts", []):

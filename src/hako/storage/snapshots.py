@@ -107,9 +107,10 @@ def _absolute(path: str) -> str:
     return lead + "/".join(parts)
 
 
-def _rmtree_fast(path: str) -> None:
+def remove_tree(path: str) -> None:
     """``_rmtree`` for the small trees of a removed container (shutil imports fnmatch and re):
-    symlinks are removed, never followed; what cannot go stays, as with ignore_errors."""
+    symlinks are removed, never followed; what cannot go stays, as with ignore_errors. The
+    engine removes its container directories with it too."""
     try:
         entries = os.scandir(path)
     except OSError:
@@ -118,7 +119,7 @@ def _rmtree_fast(path: str) -> None:
         for entry in entries:
             try:
                 if entry.is_dir(follow_symlinks=False):
-                    _rmtree_fast(entry.path)
+                    remove_tree(entry.path)
                 else:
                     os.unlink(entry.path)
             except OSError:
@@ -268,7 +269,7 @@ class Snapshotter:
             return
         if fast:
             try:
-                _rmtree_fast(trash)
+                remove_tree(trash)
                 return
             except RecursionError:
                 pass  # a tree deeper than the interpreter's stack: shutil's walk
