@@ -131,9 +131,9 @@ def _prctl() -> Callable[..., int]:
     global _PRCTL
     fn = _PRCTL
     if fn is None:
-        import ctypes
+        from hako.sys import ffi
 
-        fn = ctypes.CDLL(None, use_errno=True).prctl
+        fn = ffi.CDLL(None, use_errno=True).prctl
         fn(3, 0, 0, 0, 0)  # PR_GET_DUMPABLE: warms ctypes' argument conversion
         _PRCTL = fn
     return fn
@@ -141,11 +141,11 @@ def _prctl() -> Callable[..., int]:
 
 def set_subreaper() -> None:
     """Called by the engine in the monitor's process just before execve (the flag survives exec)."""
-    import ctypes
+    from hako.sys import ffi
 
-    libc = ctypes.CDLL(None, use_errno=True)
+    libc = ffi.CDLL(None, use_errno=True)
     if libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
+        raise OSError(ffi.get_errno(), "prctl(PR_SET_CHILD_SUBREAPER)")
 
 
 class LogWriter:
@@ -359,7 +359,106 @@ class Monitor:
         return ""
 
     # --- container start ---------------------------------------------------------------------
-    def create_and_start(self) -> tuple[bool, str, int]:
+    def start_container(self) -> tuple[bool, str, int]:
+        """Create and start the container from a short-lived child of this monitor.
+
+        The monitor's pages are paid once per container for as long as it runs, and every page a
+        forked monitor writes stops being shared: calling the runtime, reading its pid file and
+        writing the state would leave hundreds of KiB private. The child does all of that and
+        dies; this process only opens the stdio pipes (so it holds the read ends), and learns
+        the init's pid, the state written and, with a tty, the pty master over a socketpair.
+        The init is re-parented to this process, the subreaper, when the runtime's child exits."""
+        s = self.spec
+        null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
+        child_only = [null]
+        out_r = -1
+        if s.get("tty"):
+            err_r, err_w = os.pipe2(os.O_CLOEXEC)
+            stdio = (null, null, err_w)
+            child_only.append(err_w)
+        else:
+            in_r = null
+            if s.get("open_stdin"):
+                in_r, self.stdin_fd = os.pipe2(os.O_CLOEXEC)
+                child_only.append(in_r)
+            out_r, out_w = os.pipe2(os.O_CLOEXEC)
+            err_r, err_w = os.pipe2(os.O_CLOEXEC)
+            child_only += [out_w, err_w]
+            stdio = (in_r, out_w, err_w)
+        ours, theirs = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
+        pid = os.fork()
+        if pid == 0:
+            ours.close()
+            self.setup_child(theirs, stdio, err_r)
+        self.runtime_children[pid] = None
+        theirs.close()
+        for fd in child_only:
+            os.close(fd)
+        if self.sync_fd >= 0:
+            os.close(self.sync_fd)  # the child reports; the CLI reads to EOF
+            self.sync_fd = -1
+        try:
+            data, ancdata, _, _ = ours.recvmsg(65536, _socket.CMSG_SPACE(4))
+        except OSError:
+            data, ancdata = b"", []
+        ours.close()
+        self.wait_runtime(pid)
+        result: dict = marshal.loads(data) if data else {"ok": False, "error": "monitor: container setup died",
+                                                         "code": 125}
+        self.state = result.get("state") or self.state
+        if ancdata:
+            self.master_fd = int.from_bytes(ancdata[0][2][:4], sys.byteorder)
+            self.stdin_fd = self.master_fd if s.get("open_stdin") else -1
+        if not result["ok"]:
+            os.close(err_r)
+            if out_r >= 0:
+                os.close(out_r)
+            if self.stdin_fd >= 0 and self.stdin_fd != self.master_fd:
+                os.close(self.stdin_fd)
+            self.stdin_fd = -1
+            return False, str(result["error"]), int(result["code"])
+        self.pid = int(result["pid"])
+        if s.get("tty"):
+            os.close(err_r)
+            if self.master_fd >= 0:
+                self.watch(self.master_fd, "stdout")
+        else:
+            self.watch(out_r, "stdout")
+            self.watch(err_r, "stderr")
+        return True, "", 0
+
+    def setup_child(self, result: _socket.socket, stdio: tuple[int, int, int], err_r: int) -> None:
+        """The child of ``start_container``: never returns."""
+        msg: dict = {"ok": False, "error": "monitor: container setup failed", "code": 125}
+        fds: list[int] = []
+        try:
+            _signal.set_wakeup_fd(-1)  # the monitor's wakeup pipe is not for this child's children
+            _signal.signal(_signal.SIGCHLD, _signal.SIG_DFL)
+            ok, error, code = self.create_and_start(stdio, err_r)
+            if ok:
+                self.save(status="running", pid=self.pid, started_at=now_rfc3339(), exit_code=0,
+                          oom_killed=False, health=self.initial_health(), finished_at="0001-01-01T00:00:00Z")
+                msg = {"ok": True, "pid": self.pid}
+                fds = [self.master_fd] if self.master_fd >= 0 else []
+            else:
+                self.save(status="exited", exit_code=code, error=error, finished_at=now_rfc3339(), pid=0)
+                msg = {"ok": False, "error": error, "code": code}
+        except BaseException as exc:  # noqa: BLE001 - the monitor reports it; this child must not unwind
+            msg = {"ok": False, "error": f"monitor: {exc}", "code": 125}
+        finally:
+            try:
+                self.report(msg)
+                anc = [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fds[0].to_bytes(4, sys.byteorder))] if fds else []
+                result.sendmsg([marshal.dumps(dict(msg, state=self.state))], anc)
+            finally:
+                os._exit(0)
+
+    def initial_health(self) -> dict | None:
+        if not self.spec.get("health"):
+            return None
+        return {"Status": "starting", "FailingStreak": 0, "Log": (self.state.get("health") or {}).get("Log", [])}
+
+    def create_and_start(self, stdio: tuple[int, int, int], err_r: int) -> tuple[bool, str, int]:
         s = self.spec
         pid_file = join(self.cdir, "container.pid")
         try:
@@ -373,8 +472,6 @@ class Monitor:
         # A stale runtime state from an earlier run (monitor killed, reboot) would block create.
         if exists(join(s["runtime_root"], self.id)):
             self.run_runtime("delete", "--force", self.id)
-        null = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
-        close_after: list[int] = [null]
         args = ["create", "--bundle", s["bundle"], "--pid-file", pid_file]
         console = None
         if s.get("tty"):
@@ -387,24 +484,10 @@ class Monitor:
             console.bind(console_path)
             console.listen(1)
             args += ["--console-socket", console_path]
-            err_r, err_w = os.pipe2(os.O_CLOEXEC)
-            stdio = (null, null, err_w)
-            close_after.append(err_w)
-        else:
-            if s.get("open_stdin"):
-                in_r, in_w = os.pipe2(os.O_CLOEXEC)
-                self.stdin_fd = in_w
-                close_after.append(in_r)
-            else:
-                in_r = null
-            out_r, out_w = os.pipe2(os.O_CLOEXEC)
-            err_r, err_w = os.pipe2(os.O_CLOEXEC)
-            close_after += [out_w, err_w]
-            stdio = (in_r, out_w, err_w)
         args.append(self.id)
         pid = self.spawn(self.runtime_argv(*args), stdio)
         self.runtime_children[pid] = None
-        for fd in close_after:
+        for fd in set(stdio):
             os.close(fd)
         if console is not None:
             # The runtime connects once it has made the pty and sends the master over SCM_RIGHTS.
@@ -417,7 +500,6 @@ class Monitor:
                 finally:
                     conn.close()
                 self.master_fd = int.from_bytes(ancdata[0][2][:4], sys.byteorder)
-                self.stdin_fd = self.master_fd if s.get("open_stdin") else -1
             except OSError:
                 pass
             finally:
@@ -435,19 +517,9 @@ class Monitor:
                 out = os.read(err_r, 65536)
             except OSError:
                 pass
-            os.close(err_r)
-            if not s.get("tty"):
-                os.close(out_r)
             msg = self.runtime_error() or out.decode(errors="replace").strip() or f"runtime create exited {code}"
             return False, msg, exit_code_for(msg)
         self.pid = int(read_file(pid_file).strip())
-        if s.get("tty"):
-            os.close(err_r)
-            if self.master_fd >= 0:
-                self.watch(self.master_fd, "stdout")
-        else:
-            self.watch(out_r, "stdout")
-            self.watch(err_r, "stderr")
         code = self.run_runtime("start", self.id)
         trace.phase("mon", "runtime start")
         if code != 0:
@@ -663,23 +735,16 @@ class Monitor:
         """Start the container and serve it until it exits; returns its exit code."""
         self.exit_status = None
         self.save(status="starting", pid=0, error="")
-        ok, msg, code = self.create_and_start()
+        ok, msg, code = self.start_container()
         if not ok:
             self.logs.flush()
-            self.save(status="exited", exit_code=code, error=msg, finished_at=now_rfc3339(), pid=0)
-            self.report({"ok": False, "error": msg, "code": code})
             self.broadcast(FAIL, msg.encode())
             self.owner_has_exit = self.broadcast(EXIT, str(code).encode())
             self.run_runtime("delete", "--force", self.id)
             return code
         self.started_mono = time.monotonic()
-        health = None
         if self.spec.get("health"):
-            health = {"Status": "starting", "FailingStreak": 0, "Log": (self.state.get("health") or {}).get("Log", [])}
             self.next_health = self.started_mono + self.spec["health"]["interval"]
-        self.save(status="running", pid=self.pid, started_at=now_rfc3339(), exit_code=0, oom_killed=False,
-                  health=health, finished_at="0001-01-01T00:00:00Z")
-        self.report({"ok": True, "pid": self.pid})
         self.reap()
         while self.exit_status is None:
             timeout = -1
