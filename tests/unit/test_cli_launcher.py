@@ -32,3 +32,16 @@ def test_launcher_finds_third_party_packages_and_reports_errors_with_125(tmp_pat
     p = subprocess.run([_launcher(), "inspect", "no-such-thing"], capture_output=True, text=True, env=env,
                        timeout=60)
     assert p.returncode != 0 and "no-such-thing" in p.stderr
+
+
+def test_closed_pipe_ends_quietly(tmp_path: object) -> None:
+    # `hako ... | head`: the reader leaves early; no traceback, the status of a SIGPIPE death.
+    env = dict(os.environ, HAKO_ROOT=str(tmp_path))
+    r, w = os.pipe()
+    os.close(r)
+    try:
+        p = subprocess.run([_launcher(), "--help"], stdout=w, stderr=subprocess.PIPE, text=True, env=env,
+                           timeout=60)
+    finally:
+        os.close(w)
+    assert p.stderr == "" and p.returncode == 141, (p.returncode, p.stderr)

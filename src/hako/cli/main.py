@@ -104,6 +104,12 @@ def run() -> None:
     """
     try:
         code = main()
+    except BrokenPipeError:
+        # The reader went away (`hako ps | head`): quietly, with the status a SIGPIPE death gives,
+        # as docker and podman end; what is left in stdout's buffer has nowhere to go.
+        fd = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(fd, sys.stdout.fileno())
+        code = 141
     except SystemExit as e:  # argparse errors and --help
         code = e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
         if e.code is not None and not isinstance(e.code, int):
