@@ -8,10 +8,10 @@ import sys
 import pytest
 
 HEAVY = ("httpx", "rich", "asyncio", "pydantic", "click", "hako.images", "hako.engine", "hako.storage",
-         "argparse", "subprocess", "dataclasses", "typing", "signal", "re")
+         "argparse", "subprocess", "dataclasses", "typing", "signal", "re", "ctypes")
 # create/exec legitimately load the spec dataclasses (and with them typing); never the engine layers.
 HEAVY_CREATE = ("httpx", "rich", "asyncio", "pydantic", "click", "hako.images", "hako.engine", "hako.storage",
-                "argparse")
+                "argparse", "ctypes")
 
 
 def _imported(args: list[str], tmp: str) -> set[str]:
@@ -87,3 +87,16 @@ def test_spec_and_exec_modules_load_no_dataclasses() -> None:
     assert p.returncode == 0, p.stderr
     mods = set(p.stdout.split())
     assert mods.isdisjoint({"dataclasses", "inspect", "re", "typing", "json"}), mods
+
+
+def test_create_parent_loads_no_libc_binding() -> None:
+    # Everything create's own process imports before it forks C1: validation and cgroups without
+    # syscalls through libc, so its peak RSS (the call's) carries neither _ctypes nor libffi.
+    code = (
+        "import sys; import hako.runtime.cli, hako.runtime.create, hako.runtime.validate, hako.runtime.nsexec, "
+        "hako.runtime.channel, hako.runtime.state, hako.spec.runtime, hako.cgroups.v1, hako.cgroups.v2; "
+        "print(sorted(m for m in sys.modules if m in ('ctypes', '_ctypes', 'hako.sys.ffi', 'hako.sys.libc')))"
+    )
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == "[]"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hako.errors import ConfigError
-from hako.runtime.rootfs import validate_mounts, validate_sysctl
+from hako.runtime.validate import validate_mounts, validate_sysctl
 from hako.spec.runtime import Device, IdMapping, Linux, Mount, Namespace, Root, Spec
 
 

@@ -10,13 +10,13 @@ parent. Specs start with a "deny all" rule, which turns that default around.
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
 import struct
 
 from hako.cgroups.resources import DeviceRule
 from hako.errors import HakoError
+from hako.sys import ffi
 from hako.sys.libc import LIBC
 
 SYS_BPF = {"x86_64": 321, "aarch64": 280, "riscv64": 280, "ppc64le": 361, "s390x": 351}
@@ -118,13 +118,13 @@ def assemble(rules: list[DeviceRule], default_allow: bool = True) -> bytes:
 # -- bpf(2) ------------------------------------------------------------------------------------
 
 
-def _bpf(cmd: int, attr: ctypes.Array[ctypes.c_char], what: str) -> int:
+def _bpf(cmd: int, attr: ffi.Array[ffi.c_char], what: str) -> int:
     nr = SYS_BPF.get(os.uname().machine)
     if nr is None:
         raise HakoError(f"bpf(2): unknown syscall number on {os.uname().machine}")
-    res = LIBC.syscall(ctypes.c_long(nr), ctypes.c_int(cmd), attr, ctypes.c_uint(len(attr)))
+    res = LIBC.syscall(ffi.c_long(nr), ffi.c_int(cmd), attr, ffi.c_uint(len(attr)))
     if res < 0:
-        err = ctypes.get_errno()
+        err = ffi.get_errno()
         raise OSError(err, f"bpf({what}): {os.strerror(err)}")
     return int(res)
 
@@ -132,22 +132,22 @@ def _bpf(cmd: int, attr: ctypes.Array[ctypes.c_char], what: str) -> int:
 def load(program: bytes, name: str = "hako_dev") -> int:
     """BPF_PROG_LOAD; returns the program's fd. On rejection, the verifier's log is in the error."""
     n = len(program) // 8
-    insns = ctypes.create_string_buffer(program, len(program))
-    lic = ctypes.create_string_buffer(b"Apache-2.0")
+    insns = ffi.create_string_buffer(program, len(program))
+    lic = ffi.create_string_buffer(b"Apache-2.0")
     for log_level in (0, 1):
-        log = ctypes.create_string_buffer(65536 if log_level else 1)
-        attr = ctypes.create_string_buffer(128)
+        log = ffi.create_string_buffer(65536 if log_level else 1)
+        attr = ffi.create_string_buffer(128)
         struct.pack_into(
             "<IIQQIIQII16s",
             attr,
             0,
             BPF_PROG_TYPE_CGROUP_DEVICE,
             n,
-            ctypes.addressof(insns),
-            ctypes.addressof(lic),
+            ffi.addressof(insns),
+            ffi.addressof(lic),
             log_level,
             len(log) if log_level else 0,
-            ctypes.addressof(log) if log_level else 0,
+            ffi.addressof(log) if log_level else 0,
             0,
             0,
             name.encode()[:15],
@@ -168,9 +168,9 @@ def load(program: bytes, name: str = "hako_dev") -> int:
 
 def query(cgroup_fd: int) -> tuple[int, list[int]]:
     """(attach flags, program ids) attached to the cgroup for device control."""
-    ids = (ctypes.c_uint32 * 64)()
-    attr = ctypes.create_string_buffer(64)
-    struct.pack_into("<IIIIQI", attr, 0, cgroup_fd, BPF_CGROUP_DEVICE, 0, 0, ctypes.addressof(ids), 64)
+    ids = (ffi.c_uint32 * 64)()
+    attr = ffi.create_string_buffer(64)
+    struct.pack_into("<IIIIQI", attr, 0, cgroup_fd, BPF_CGROUP_DEVICE, 0, 0, ffi.addressof(ids), 64)
     _bpf(BPF_PROG_QUERY, attr, "BPF_PROG_QUERY")
     flags = struct.unpack_from("<I", attr, 12)[0]
     cnt = struct.unpack_from("<I", attr, 24)[0]
@@ -178,13 +178,13 @@ def query(cgroup_fd: int) -> tuple[int, list[int]]:
 
 
 def _prog_fd_by_id(prog_id: int) -> int:
-    attr = ctypes.create_string_buffer(16)
+    attr = ffi.create_string_buffer(16)
     struct.pack_into("<I", attr, 0, prog_id)
     return _bpf(BPF_PROG_GET_FD_BY_ID, attr, "BPF_PROG_GET_FD_BY_ID")
 
 
-def _attach_attr(cgroup_fd: int, prog_fd: int, flags: int) -> ctypes.Array[ctypes.c_char]:
-    attr = ctypes.create_string_buffer(40)
+def _attach_attr(cgroup_fd: int, prog_fd: int, flags: int) -> ffi.Array[ffi.c_char]:
+    attr = ffi.create_string_buffer(40)
     struct.pack_into("<IIII", attr, 0, cgroup_fd, prog_fd, BPF_CGROUP_DEVICE, flags)
     return attr
 

@@ -66,12 +66,10 @@ def validate_for_create(spec: Spec, rootfs: str) -> None:
         raise ConfigError("root.path", f"{rootfs}: no such file or directory")
     if spec.domainname and spec.linux.namespace("uts") is None:
         raise ConfigError("domainname", "setting the domainname needs a uts namespace")
-    from hako.runtime import rootfs as rootfs_mod
-    from hako.runtime.process import lsm_check
+    from hako.runtime.validate import lsm_check, validate_mounts
 
     # Mount, device, masked-path and sysctl errors before anything exists, with their JSON path.
-    rootfs_mod.validate_mounts(spec)
-    rootfs_mod.validate_sysctl(spec)
+    validate_mounts(spec)
 
     lsm_check(spec.process)
     if spec.linux.seccomp is not None:

@@ -59,7 +59,7 @@ def exec_in(
         if status not in ("running", "created"):
             raise Conflict(f"cannot exec in a {status} container {cid}: container not running")
         cgm = c.cgroup_manager()
-        from hako.runtime.process import lsm_check
+        from hako.runtime.validate import lsm_check
 
         lsm_check(proc)
         if proc.terminal and not console_socket and detach:

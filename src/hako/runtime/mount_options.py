@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from hako.errors import ConfigError
 from hako.records import dataclass, field
-from hako.sys import mount as m
+from hako.sys import mount_consts as m
 
 # option: (flag, clears) -- a clearing option removes the flag set by an earlier one.
 _FLAGS: dict[str, tuple[int, bool]] = {

@@ -17,7 +17,6 @@ import sys
 from hako.records import dataclass, field
 from hako.runtime.channel import Channel
 from hako.spec.runtime import IdMapping, TimeOffset
-from hako.sys import proc as sp
 
 TYPE_CHECKING = False  # typing costs start-up time; mypy treats this name as true
 if TYPE_CHECKING:
@@ -51,6 +50,8 @@ def write_id_maps(pid: int, uid_maps: list[IdMapping], gid_maps: list[IdMapping]
 
 
 def _join(plan: NsPlan) -> None:
+    from hako.sys import proc as sp
+
     fds = []
     for t in JOIN_ORDER:
         for jt, path in plan.join:
@@ -82,6 +83,9 @@ def bootstrap(chan: Channel, plan: NsPlan, child: Callable[[], None],
     cgroup (a wait for the kernel, often over 10 ms, that the preparation then overlaps).
     """
     try:
+        # Here, not at module level: the runtime's own process loads no libc binding.
+        from hako.sys import proc as sp
+
         sp.set_dumpable(False)
         if prepare is not None:
             prepare()

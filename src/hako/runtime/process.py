@@ -60,22 +60,6 @@ def find_executable(name: str, env: list[str]) -> str:
     raise HakoError(f'exec: "{name}": executable file not found in $PATH')
 
 
-def lsm_check(proc: Process) -> None:
-    """Refuse an AppArmor profile or SELinux label when that LSM is not enabled (runc does too)."""
-    if proc.apparmor_profile and not _apparmor_enabled():
-        raise ConfigError("process.apparmorProfile", "AppArmor is not enabled on this host")
-    if proc.selinux_label and not os.path.exists("/sys/fs/selinux/enforce"):
-        raise ConfigError("process.selinuxLabel", "SELinux is not enabled on this host")
-
-
-def _apparmor_enabled() -> bool:
-    try:
-        with open("/sys/module/apparmor/parameters/enabled") as f:
-            return f.read().strip() == "Y"
-    except OSError:
-        return False
-
-
 def _write_attr(attr: str, value: str) -> None:
     for p in (f"/proc/thread-self/attr/apparmor/{attr}", f"/proc/thread-self/attr/{attr}"):
         if os.path.exists(p):

@@ -23,9 +23,11 @@ from hako.runtime.mount_options import (
     MountOptions,
     parse_mount_options,
     parse_propagation,
-    validate_tmpfs_data,
 )
 from hako.runtime.paths import Target, components, mkdir_all_in_root, open_in_root, open_target, secure_join
+from hako.runtime.validate import PROC_MOUNT_ALLOWED, sysctl_parts, validate_idmap
+from hako.runtime.validate import validate_mounts as validate_mounts  # re-exported
+from hako.runtime.validate import validate_sysctl as validate_sysctl
 from hako.spec.runtime import Device, IdMapping, Mount, Spec
 from hako.sys import mount as m
 
@@ -51,167 +53,9 @@ DEV_SYMLINKS = (
 )
 _DEVICE_TYPES = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}
 
-# Files below /proc that may be mounted over (lxcfs emulates them); anything else under /proc
-# could hide or redirect the kernel's own interfaces (CVE-2019-19921 and friends).
-PROC_MOUNT_ALLOWED = frozenset(
-    {
-        "/proc/cpuinfo",
-        "/proc/diskstats",
-        "/proc/meminfo",
-        "/proc/stat",
-        "/proc/swaps",
-        "/proc/uptime",
-        "/proc/loadavg",
-        "/proc/slabinfo",
-        "/proc/pressure/cpu",
-        "/proc/pressure/io",
-        "/proc/pressure/memory",
-        "/proc/net/dev",
-        "/proc/sys/kernel/ns_last_pid",
-    }
-)
-
-# Sysctls that belong to a namespace, and which one (runc's list).
-_IPC_SYSCTLS = frozenset(
-    {
-        "kernel.msgmax",
-        "kernel.msgmnb",
-        "kernel.msgmni",
-        "kernel.sem",
-        "kernel.shmall",
-        "kernel.shmmax",
-        "kernel.shmmni",
-        "kernel.shm_rmid_forced",
-    }
-)
-_UTS_SYSCTLS = frozenset({"kernel.hostname", "kernel.domainname"})
-
 _LOCKABLE = m.MS_NOSUID | m.MS_NODEV | m.MS_NOEXEC | m.MS_RDONLY
 _ATIME = m.MS_NOATIME | m.MS_RELATIME | m.MS_STRICTATIME
 _CGROUP2_SUPER_MAGIC = 0x63677270
-
-
-# ---------------------------------------------------------------------------------------------
-# create-time validation
-
-
-def validate_mounts(spec: Spec) -> None:
-    """Check mounts, devices, masked/readonly paths, propagation and sysctl; ConfigError naming
-    the first offending JSON path. Needs no privileges and touches nothing."""
-    for i, mnt in enumerate(spec.mounts):
-        where = f"mounts[{i}]"
-        dest = mnt.destination
-        if not dest or not dest.startswith("/"):
-            raise ConfigError(f"{where}.destination", f"{dest!r} must be an absolute path")
-        if "\0" in dest or "\0" in mnt.source:
-            raise ConfigError(where, "NUL byte in path")
-        opts = parse_mount_options(mnt.options, f"{where}.options")
-        bind = opts.bind or mnt.type == "bind"
-        if opts.idmap or opts.ridmap or mnt.uid_mappings or mnt.gid_mappings:
-            _validate_idmap(spec, mnt, opts, bind, where)
-        remount = bool(opts.flags & m.MS_REMOUNT)
-        if bind and not mnt.source and not remount:
-            raise ConfigError(f"{where}.source", "a bind mount needs a source")
-        if not bind and not mnt.type and not remount:
-            raise ConfigError(f"{where}.type", "missing filesystem type (or a bind option)")
-        if opts.tmpcopyup and mnt.type != "tmpfs":
-            raise ConfigError(f"{where}.options", "tmpcopyup only applies to tmpfs")
-        if mnt.type == "tmpfs":
-            validate_tmpfs_data(opts, f"{where}.options")
-        _check_proc_destination(posixpath.normpath(dest), mnt, bind, where)
-    if spec.linux.rootfs_propagation:
-        parse_propagation(spec.linux.rootfs_propagation)
-    for i, dev in enumerate(spec.linux.devices):
-        where = f"linux.devices[{i}]"
-        if dev.type not in _DEVICE_TYPES:
-            raise ConfigError(f"{where}.type", f"{dev.type!r} is not one of c, b, u, p")
-        if not dev.path.startswith("/"):
-            raise ConfigError(f"{where}.path", f"{dev.path!r} must be an absolute path")
-        if dev.major < 0 or dev.minor < 0:
-            raise ConfigError(where, "major and minor must not be negative")
-    for name, paths in (
-        ("maskedPaths", spec.linux.masked_paths),
-        ("readonlyPaths", spec.linux.readonly_paths),
-    ):
-        for i, p in enumerate(paths):
-            if not p.startswith("/"):
-                raise ConfigError(f"linux.{name}[{i}]", f"{p!r} must be an absolute path")
-    validate_sysctl(spec)
-
-
-def _validate_idmap(spec: Spec, mnt: Mount, opts: MountOptions, bind: bool, where: str) -> None:
-    if not bind:
-        raise ConfigError(f"{where}.options", "idmapped mounts must be bind mounts")
-    if not (opts.idmap or opts.ridmap):
-        raise ConfigError(f"{where}.options", "uidMappings/gidMappings need the idmap or ridmap option")
-    if not mnt.uid_mappings or not mnt.gid_mappings:
-        raise ConfigError(f"{where}.uidMappings", "idmapped mounts need both uidMappings and gidMappings")
-    if spec.linux.namespace("user") is not None:
-        # The init is inside the container's user namespace by the time it mounts, and only
-        # the host's root may idmap a host filesystem.
-        raise ConfigError(
-            f"{where}.options", "idmapped mounts in a user namespace are not supported by hako yet"
-        )
-    for name, maps in (("uidMappings", mnt.uid_mappings), ("gidMappings", mnt.gid_mappings)):
-        for j, mp in enumerate(maps):
-            if mp.size <= 0 or mp.container_id < 0 or mp.host_id < 0:
-                raise ConfigError(
-                    f"{where}.{name}[{j}]", "ids must not be negative and size must be positive"
-                )
-
-
-def _check_proc_destination(dest: str, mnt: Mount, bind: bool, where: str) -> None:
-    if dest == "/proc":
-        # A bind is checked at mount time: only a procfs source may cover /proc.
-        if not bind and mnt.type != "proc":
-            raise ConfigError(f"{where}.destination", f"only proc may be mounted on /proc, not {mnt.type}")
-        return
-    if dest.startswith("/proc/") and dest not in PROC_MOUNT_ALLOWED:
-        raise ConfigError(f"{where}.destination", f"{dest} cannot be mounted because it is inside /proc")
-
-
-def _sysctl_parts(key: str) -> list[str]:
-    return key.split("/") if "/" in key else key.split(".")
-
-
-def validate_sysctl(spec: Spec) -> None:
-    """Only namespaced sysctls, and only when the container has that namespace of its own."""
-    for key in spec.linux.sysctl:
-        where = f"linux.sysctl.{key}"
-        parts = _sysctl_parts(key)
-        if not key or any(p in ("", ".", "..") for p in parts):
-            raise ConfigError(where, "not a valid sysctl name")
-        dotted = ".".join(parts)
-        if dotted in _IPC_SYSCTLS or dotted.startswith("fs.mqueue."):
-            needed = "ipc"
-        elif dotted.startswith("net."):
-            needed = "network"
-        elif dotted in _UTS_SYSCTLS:
-            needed = "uts"
-        else:
-            raise ConfigError(where, "sysctl is not in a separate kernel namespace")
-        ns = spec.linux.namespace(needed)
-        if ns is None:
-            raise ConfigError(where, f"sysctl is not allowed in the host's {needed} namespace")
-        if ns.path and _is_host_namespace(needed, ns.path):
-            raise ConfigError(where, f"sysctl is not allowed in the host's {needed} namespace ({ns.path})")
-
-
-def _is_host_namespace(ns_type: str, path: str) -> bool:
-    """Is ``path`` the namespace the runtime itself runs in (or pid 1's, when we may look)?"""
-    proc_name = {"network": "net"}.get(ns_type, ns_type)
-    try:
-        a = os.stat(path)
-    except OSError:
-        return False
-    for pid in ("self", "1"):
-        try:
-            b = os.stat(f"/proc/{pid}/ns/{proc_name}")
-        except OSError:
-            continue
-        if (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino):
-            return True
-    return False
 
 
 # ---------------------------------------------------------------------------------------------
@@ -336,7 +180,7 @@ def _mount_entry(ctx: _Ctx, mnt: Mount, i: int) -> None:
     opts = parse_mount_options(mnt.options, f"mounts[{i}].options")
     dest = posixpath.normpath(mnt.destination)
     if opts.idmap or opts.ridmap or mnt.uid_mappings or mnt.gid_mappings:
-        _validate_idmap(ctx.spec, mnt, opts, opts.bind or mnt.type == "bind", f"mounts[{i}]")
+        validate_idmap(ctx.spec, mnt, opts, opts.bind or mnt.type == "bind", f"mounts[{i}]")
         _idmapped_bind(ctx, _source_path(ctx, mnt.source), dest, opts, mnt)
     elif opts.flags & m.MS_REMOUNT:
         _remount_existing(ctx, dest, mnt, opts)
@@ -975,7 +819,7 @@ def apply_sysctl(spec: Spec, root_fd: int) -> None:
         if m.fstatfs_type(proc_fd) != m.PROC_SUPER_MAGIC:
             raise ConfigError("linux.sysctl", "/proc/sys is not procfs (mount proc on /proc)")
         for key, value in spec.linux.sysctl.items():
-            rel = "/".join(_sysctl_parts(key))
+            rel = "/".join(sysctl_parts(key))
             try:
                 fd = _open_sysctl(proc_fd, rel)
             except KernelError as e:

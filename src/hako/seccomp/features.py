@@ -7,12 +7,12 @@ it reads the program, so EFAULT means "known flag" and EINVAL "unknown" — noth
 
 from __future__ import annotations
 
-import ctypes
 import errno
 from typing import Any
 
 from hako.seccomp import libseccomp as scmp
 from hako.seccomp.profile import ACTIONS, ARCHES, FLAGS, OPERATORS
+from hako.sys import ffi
 
 _KERNEL_FLAG_BITS = {
     "SECCOMP_FILTER_FLAG_TSYNC": 1 << 0,
@@ -28,13 +28,13 @@ def supported_flags() -> list[str]:
     nr = scmp.syscall_resolve_name("seccomp")
     if nr is None or nr < 0:
         return []
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.syscall.restype = ctypes.c_long
+    libc = ffi.CDLL(None, use_errno=True)
+    libc.syscall.restype = ffi.c_long
     found = []
     for name, bit in _KERNEL_FLAG_BITS.items():
         flags = bit | (_NEW_LISTENER if name == "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV" else 0)
-        rc = libc.syscall(ctypes.c_long(nr), ctypes.c_long(1), ctypes.c_long(flags), ctypes.c_void_p(None))
-        if rc == -1 and ctypes.get_errno() == errno.EFAULT:
+        rc = libc.syscall(ffi.c_long(nr), ffi.c_long(1), ffi.c_long(flags), ffi.c_void_p(None))
+        if rc == -1 and ffi.get_errno() == errno.EFAULT:
             found.append(name)
     return sorted(found)
 

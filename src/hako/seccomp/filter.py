@@ -16,13 +16,13 @@ which sets every kernel flag, including WAIT_KILLABLE_RECV that libseccomp 2.5 c
 
 from __future__ import annotations
 
-import ctypes
 import os
 
 from hako.errors import ConfigError, KernelError
 from hako.records import dataclass
 from hako.seccomp import libseccomp as scmp
 from hako.seccomp.profile import ARCHES, EPERM, ROOT, Profile, Rule, parse
+from hako.sys import ffi
 
 TYPE_CHECKING = False  # typing costs start-up time; mypy treats this name as true
 if TYPE_CHECKING:
@@ -125,8 +125,8 @@ def build(profile: Profile, root: str = ROOT) -> scmp.Filter:
         raise
 
 
-class _SockFprog(ctypes.Structure):
-    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_char_p)]
+class _SockFprog(ffi.Structure):
+    _fields_ = [("len", ffi.c_ushort), ("filter", ffi.c_void_p)]
 
 
 def kernel_flags(profile: Profile) -> int:
@@ -160,13 +160,13 @@ class Prepared:
 
     def load(self) -> int | None:
         """Install the filter in this process; the listener fd when notify is used."""
-        buf = ctypes.create_string_buffer(self.program, len(self.program))
-        prog = _SockFprog(len(self.program) // 8, ctypes.cast(buf, ctypes.c_char_p))
+        buf = ffi.create_string_buffer(self.program, len(self.program))
+        prog = _SockFprog(len(self.program) // 8, ffi.addressof(buf))  # buf outlives the call
         rc = _raw_syscall()(
-            ctypes.c_long(self.syscall_nr), ctypes.c_long(_SECCOMP_SET_MODE_FILTER), ctypes.c_long(self.flags), ctypes.byref(prog)
+            ffi.c_long(self.syscall_nr), ffi.c_long(_SECCOMP_SET_MODE_FILTER), ffi.c_long(self.flags), ffi.byref(prog)
         )
         if rc < 0:
-            raise KernelError("seccomp", ctypes.get_errno(), f"SECCOMP_SET_MODE_FILTER flags={self.flags:#x}")
+            raise KernelError("seccomp", ffi.get_errno(), f"SECCOMP_SET_MODE_FILTER flags={self.flags:#x}")
         return int(rc) if self.notify else None
 
 
@@ -176,8 +176,8 @@ _SYSCALL: Any = None
 def _raw_syscall() -> Any:
     global _SYSCALL
     if _SYSCALL is None:
-        fn = ctypes.CDLL(None, use_errno=True).syscall
-        fn.restype = ctypes.c_long
+        fn = ffi.CDLL(None, use_errno=True).syscall
+        fn.restype = ffi.c_long
         _SYSCALL = fn
     return _SYSCALL
 

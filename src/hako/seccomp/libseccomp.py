@@ -10,12 +10,12 @@ start-up path for containers without ``linux.seccomp``.
 
 from __future__ import annotations
 
-import ctypes
 import functools
 import os
 
 from hako.errors import KernelError
 from hako.records import dataclass
+from hako.sys import ffi
 
 # Action values from seccomp.h; ERRNO and TRACE carry their data in the low 16 bits.
 ACT_KILL_PROCESS = 0x80000000
@@ -60,19 +60,19 @@ def act_trace(msg: int) -> int:
     return ACT_TRACE | (msg & 0xFFFF)
 
 
-class ArgCmp(ctypes.Structure):
+class ArgCmp(ffi.Structure):
     """struct scmp_arg_cmp: ``arg`` index, ``op``, and the two 64-bit data."""
 
     _fields_ = [
-        ("arg", ctypes.c_uint),
-        ("op", ctypes.c_int),
-        ("datum_a", ctypes.c_uint64),
-        ("datum_b", ctypes.c_uint64),
+        ("arg", ffi.c_uint),
+        ("op", ffi.c_int),
+        ("datum_a", ffi.c_uint64),
+        ("datum_b", ffi.c_uint64),
     ]
 
 
-class _Version(ctypes.Structure):
-    _fields_ = [("major", ctypes.c_uint), ("minor", ctypes.c_uint), ("micro", ctypes.c_uint)]
+class _Version(ffi.Structure):
+    _fields_ = [("major", ffi.c_uint), ("minor", ffi.c_uint), ("micro", ffi.c_uint)]
 
 
 @dataclass(frozen=True, order=True)
@@ -89,36 +89,36 @@ LIB_NAMES = ("libseccomp.so.2", "/usr/lib/x86_64-linux-gnu/libseccomp.so.2", "/u
 
 
 @functools.cache
-def lib() -> ctypes.CDLL:
+def lib() -> ffi.CDLL:
     """Load libseccomp and declare the prototypes (once per process)."""
     last: OSError | None = None
     for name in LIB_NAMES:
         try:
-            so = ctypes.CDLL(name, use_errno=True)
+            so = ffi.CDLL(name, use_errno=True)
             break
         except OSError as exc:
             last = exc
     else:
         raise KernelError("dlopen", 2, f"libseccomp.so.2 ({last}); install libseccomp2")
-    ctx = ctypes.c_void_p
-    u32 = ctypes.c_uint32
+    ctx = ffi.c_void_p
+    u32 = ffi.c_uint32
     protos: dict[str, tuple[object, list[object]]] = {
         "seccomp_init": (ctx, [u32]),
         "seccomp_release": (None, [ctx]),
-        "seccomp_arch_add": (ctypes.c_int, [ctx, u32]),
-        "seccomp_arch_exist": (ctypes.c_int, [ctx, u32]),
+        "seccomp_arch_add": (ffi.c_int, [ctx, u32]),
+        "seccomp_arch_exist": (ffi.c_int, [ctx, u32]),
         "seccomp_arch_native": (u32, []),
-        "seccomp_arch_resolve_name": (u32, [ctypes.c_char_p]),
-        "seccomp_attr_set": (ctypes.c_int, [ctx, ctypes.c_int, u32]),
-        "seccomp_syscall_resolve_name": (ctypes.c_int, [ctypes.c_char_p]),
-        "seccomp_syscall_resolve_name_arch": (ctypes.c_int, [u32, ctypes.c_char_p]),
-        "seccomp_syscall_resolve_num_arch": (ctypes.c_void_p, [u32, ctypes.c_int]),
-        "seccomp_rule_add_array": (ctypes.c_int, [ctx, u32, ctypes.c_int, ctypes.c_uint, ctypes.POINTER(ArgCmp)]),
-        "seccomp_load": (ctypes.c_int, [ctx]),
-        "seccomp_notify_fd": (ctypes.c_int, [ctx]),
-        "seccomp_export_bpf": (ctypes.c_int, [ctx, ctypes.c_int]),
-        "seccomp_version": (ctypes.POINTER(_Version), []),
-        "seccomp_api_get": (ctypes.c_uint, []),
+        "seccomp_arch_resolve_name": (u32, [ffi.c_char_p]),
+        "seccomp_attr_set": (ffi.c_int, [ctx, ffi.c_int, u32]),
+        "seccomp_syscall_resolve_name": (ffi.c_int, [ffi.c_char_p]),
+        "seccomp_syscall_resolve_name_arch": (ffi.c_int, [u32, ffi.c_char_p]),
+        "seccomp_syscall_resolve_num_arch": (ffi.c_void_p, [u32, ffi.c_int]),
+        "seccomp_rule_add_array": (ffi.c_int, [ctx, u32, ffi.c_int, ffi.c_uint, ffi.POINTER(ArgCmp)]),
+        "seccomp_load": (ffi.c_int, [ctx]),
+        "seccomp_notify_fd": (ffi.c_int, [ctx]),
+        "seccomp_export_bpf": (ffi.c_int, [ctx, ffi.c_int]),
+        "seccomp_version": (ffi.POINTER(_Version), []),
+        "seccomp_api_get": (ffi.c_uint, []),
     }
     for fname, (restype, argtypes) in protos.items():
         fn = getattr(so, fname)
@@ -173,8 +173,8 @@ def max_syscall_nr(arch: int | None = None) -> int:
     """
     so = lib()
     token = arch_native() if arch is None else arch
-    free = ctypes.CDLL(None).free
-    free.argtypes = [ctypes.c_void_p]
+    free = ffi.CDLL(None).free
+    free.argtypes = [ffi.c_void_p]
     highest = -1
     # Syscall tables are dense below ~1000 on every architecture libseccomp supports
     # (x32 and MIPS o32 offsets aside, which are handled through their own arch tokens).

@@ -13,7 +13,6 @@ Agent side: ``accept_state`` receives that message, ``receive`` reads one notifi
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import select
@@ -22,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hako.errors import HakoError, KernelError
+from hako.sys import ffi
 
 SECCOMP_FD_NAME = "seccompFd"
 OCI_VERSION = "1.2.0"
@@ -34,21 +34,21 @@ _IOCTL_NOTIF_SEND = 0xC0182101
 _IOCTL_NOTIF_ID_VALID = 0x40082102
 
 
-class _SeccompData(ctypes.Structure):
+class _SeccompData(ffi.Structure):
     _fields_ = [
-        ("nr", ctypes.c_int),
-        ("arch", ctypes.c_uint32),
-        ("instruction_pointer", ctypes.c_uint64),
-        ("args", ctypes.c_uint64 * 6),
+        ("nr", ffi.c_int),
+        ("arch", ffi.c_uint32),
+        ("instruction_pointer", ffi.c_uint64),
+        ("args", ffi.c_uint64 * 6),
     ]
 
 
-class _Notif(ctypes.Structure):
-    _fields_ = [("id", ctypes.c_uint64), ("pid", ctypes.c_uint32), ("flags", ctypes.c_uint32), ("data", _SeccompData)]
+class _Notif(ffi.Structure):
+    _fields_ = [("id", ffi.c_uint64), ("pid", ffi.c_uint32), ("flags", ffi.c_uint32), ("data", _SeccompData)]
 
 
-class _NotifResp(ctypes.Structure):
-    _fields_ = [("id", ctypes.c_uint64), ("val", ctypes.c_int64), ("error", ctypes.c_int32), ("flags", ctypes.c_uint32)]
+class _NotifResp(ffi.Structure):
+    _fields_ = [("id", ffi.c_uint64), ("val", ffi.c_int64), ("error", ffi.c_int32), ("flags", ffi.c_uint32)]
 
 
 @dataclass(frozen=True)
@@ -60,10 +60,10 @@ class Notification:
     args: tuple[int, ...]
 
 
-def _libc() -> ctypes.CDLL:
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.ioctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p]
-    libc.ioctl.restype = ctypes.c_int
+def _libc() -> ffi.CDLL:
+    libc = ffi.CDLL(None, use_errno=True)
+    libc.ioctl.argtypes = [ffi.c_int, ffi.c_ulong, ffi.c_void_p]
+    libc.ioctl.restype = ffi.c_int
     return libc
 
 
@@ -156,8 +156,8 @@ def receive(notify_fd: int, timeout: float | None = None) -> Notification | None
         if not ready:
             return None
     req = _Notif()
-    if _libc().ioctl(notify_fd, _IOCTL_NOTIF_RECV, ctypes.byref(req)) < 0:
-        raise KernelError("ioctl", ctypes.get_errno(), "SECCOMP_IOCTL_NOTIF_RECV")
+    if _libc().ioctl(notify_fd, _IOCTL_NOTIF_RECV, ffi.byref(req)) < 0:
+        raise KernelError("ioctl", ffi.get_errno(), "SECCOMP_IOCTL_NOTIF_RECV")
     return Notification(id=req.id, pid=req.pid, nr=req.data.nr, arch=req.data.arch, args=tuple(req.data.args))
 
 
@@ -168,11 +168,11 @@ def respond(notify_fd: int, notif_id: int, val: int = 0, error: int = 0, *, cont
     syscalls whose arguments the agent does not need to trust, see seccomp_unotify(2)).
     """
     resp = _NotifResp(notif_id, val, -error if error > 0 else error, USER_NOTIF_FLAG_CONTINUE if continue_syscall else 0)
-    if _libc().ioctl(notify_fd, _IOCTL_NOTIF_SEND, ctypes.byref(resp)) < 0:
-        raise KernelError("ioctl", ctypes.get_errno(), "SECCOMP_IOCTL_NOTIF_SEND")
+    if _libc().ioctl(notify_fd, _IOCTL_NOTIF_SEND, ffi.byref(resp)) < 0:
+        raise KernelError("ioctl", ffi.get_errno(), "SECCOMP_IOCTL_NOTIF_SEND")
 
 
 def id_valid(notify_fd: int, notif_id: int) -> bool:
     """Whether the target of ``notif_id`` is still waiting (guards against pid reuse)."""
-    value = ctypes.c_uint64(notif_id)
-    return _libc().ioctl(notify_fd, _IOCTL_NOTIF_ID_VALID, ctypes.byref(value)) == 0
+    value = ffi.c_uint64(notif_id)
+    return _libc().ioctl(notify_fd, _IOCTL_NOTIF_ID_VALID, ffi.byref(value)) == 0

@@ -313,7 +313,7 @@ def _env(v: Any, path: str) -> list[str]:
 
 def _caps(v: Any, path: str) -> list[str]:
     caps = _strs(v, path)
-    from hako.sys.caps import CAP_NUMBERS
+    from hako.sys.capnames import CAP_NUMBERS
 
     for i, c in enumerate(caps):
         if c.upper() not in CAP_NUMBERS:

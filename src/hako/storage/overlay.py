@@ -8,13 +8,13 @@ with copies, and the flattening of deep images with hardlinks (read-only lowers 
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import os
 import stat
 
 from hako.errors import HakoError, KernelError
 from hako.records import dataclass, field
+from hako.sys import ffi
 from hako.sys.libc import LIBC
 
 TYPE_CHECKING = False  # mounting a container's root is on ``hako run``'s path: no pathlib there
@@ -32,8 +32,8 @@ MS_BIND = 0x1000
 MS_REC = 0x4000
 MNT_DETACH = 0x2
 
-LIBC.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
-LIBC.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
+LIBC.mount.argtypes = [ffi.c_char_p, ffi.c_char_p, ffi.c_char_p, ffi.c_ulong, ffi.c_char_p]
+LIBC.umount2.argtypes = [ffi.c_char_p, ffi.c_int]
 
 
 @dataclass  # hako.records: construction, == and repr are all it needs
@@ -104,7 +104,7 @@ def _mount(source: str, target: str, fstype: str | None, flags: int, data: str |
         data.encode() if data else None,
     )
     if rc != 0:
-        raise KernelError("mount", ctypes.get_errno(), f"{fstype or 'bind'} {source} on {target}")
+        raise KernelError("mount", ffi.get_errno(), f"{fstype or 'bind'} {source} on {target}")
 
 
 def mount(spec: MountSpec, target: str | Path) -> None:
@@ -153,7 +153,7 @@ def unmount(target: str | Path) -> None:
     path = str(target).encode()
     if LIBC.umount2(path, 0) == 0:
         return
-    err = ctypes.get_errno()
+    err = ffi.get_errno()
     if err == errno.EBUSY and LIBC.umount2(path, MNT_DETACH) == 0:
         return
     raise KernelError("umount2", err, str(target))

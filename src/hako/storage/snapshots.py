@@ -16,7 +16,6 @@ Snapshotters only describe mounts (``MountSpec``); the engine's runtime performs
 from __future__ import annotations
 
 import _sha256
-import ctypes
 import errno
 import os
 import stat
@@ -24,6 +23,7 @@ import stat
 from hako.errors import Conflict, HakoError, KernelError, NotFound
 from hako.storage import overlay
 from hako.storage.overlay import MountSpec
+from hako.sys import ffi
 from hako.sys.libc import LIBC
 
 TYPE_CHECKING = False
@@ -46,7 +46,7 @@ _RENAME_NOREPLACE = 1
 # given image always flattens at the same layer and the flattened tree is shared.
 _KEY_RESERVE = 128
 
-LIBC.renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+LIBC.renameat2.argtypes = [ffi.c_int, ffi.c_char_p, ffi.c_int, ffi.c_char_p, ffi.c_uint]
 
 
 def _rename_noreplace(src: str | Path, dst: str | Path) -> bool:
@@ -54,7 +54,7 @@ def _rename_noreplace(src: str | Path, dst: str | Path) -> bool:
     rc = LIBC.renameat2(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dst), _RENAME_NOREPLACE)
     if rc == 0:
         return True
-    err = ctypes.get_errno()
+    err = ffi.get_errno()
     if err in (errno.EEXIST, errno.ENOTEMPTY):
         return False
     raise KernelError("renameat2", err, f"{src} -> {dst}")

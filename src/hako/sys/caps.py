@@ -2,21 +2,10 @@
 
 from __future__ import annotations
 
-import ctypes
-
+from hako.sys import ffi
+from hako.sys.capnames import CAP_NAMES as CAP_NAMES  # re-exported: callers know them as hako.sys.caps.*
+from hako.sys.capnames import CAP_NUMBERS as CAP_NUMBERS
 from hako.sys.libc import LIBC, check
-
-CAP_NAMES = (
-    "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
-    "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE",
-    "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE",
-    "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT",
-    "CAP_SYS_NICE", "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE",
-    "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN",
-    "CAP_SYSLOG", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF",
-    "CAP_CHECKPOINT_RESTORE",
-)
-CAP_NUMBERS = {name: i for i, name in enumerate(CAP_NAMES)}
 
 PR_CAPBSET_READ = 23
 PR_CAPBSET_DROP = 24
@@ -27,12 +16,12 @@ PR_CAP_AMBIENT_CLEAR_ALL = 4
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 
 
-class _Header(ctypes.Structure):
-    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+class _Header(ffi.Structure):
+    _fields_ = [("version", ffi.c_uint32), ("pid", ffi.c_int)]
 
 
-class _Data(ctypes.Structure):
-    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+class _Data(ffi.Structure):
+    _fields_ = [("effective", ffi.c_uint32), ("permitted", ffi.c_uint32), ("inheritable", ffi.c_uint32)]
 
 
 def last_cap() -> int:
@@ -52,7 +41,7 @@ def _mask(names: list[str]) -> int:
 
 def _prctl(option: int, arg2: int = 0, arg3: int = 0, what: str = "") -> int:
     return check(
-        LIBC.prctl(ctypes.c_int(option), ctypes.c_ulong(arg2), ctypes.c_ulong(arg3), ctypes.c_ulong(0), ctypes.c_ulong(0)),
+        LIBC.prctl(ffi.c_int(option), ffi.c_ulong(arg2), ffi.c_ulong(arg3), ffi.c_ulong(0), ffi.c_ulong(0)),
         "prctl",
         what,
     )
@@ -77,7 +66,7 @@ def capset(effective: list[str], permitted: list[str], inheritable: list[str]) -
     data = (_Data * 2)(
         _Data(e & 0xFFFFFFFF, p & 0xFFFFFFFF, i & 0xFFFFFFFF), _Data(e >> 32, p >> 32, i >> 32)
     )
-    check(LIBC.capset(ctypes.byref(hdr), data), "capset")
+    check(LIBC.capset(ffi.byref(hdr), data), "capset")
 
 
 def set_ambient(names: list[str]) -> None:

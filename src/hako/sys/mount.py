@@ -7,115 +7,13 @@ numbers of the running architecture. Every failure is a KernelError naming the s
 
 from __future__ import annotations
 
-import ctypes
 import os
 
 from hako.errors import KernelError
+from hako.sys import ffi
 from hako.sys.libc import LIBC, check
-
-# mount(2) flags (linux/mount.h).
-MS_RDONLY = 1
-MS_NOSUID = 2
-MS_NODEV = 4
-MS_NOEXEC = 8
-MS_SYNCHRONOUS = 16
-MS_REMOUNT = 32
-MS_MANDLOCK = 64
-MS_DIRSYNC = 128
-MS_NOSYMFOLLOW = 256
-MS_NOATIME = 1024
-MS_NODIRATIME = 2048
-MS_BIND = 4096
-MS_MOVE = 8192
-MS_REC = 16384
-MS_SILENT = 32768
-MS_POSIXACL = 1 << 16
-MS_UNBINDABLE = 1 << 17
-MS_PRIVATE = 1 << 18
-MS_SLAVE = 1 << 19
-MS_SHARED = 1 << 20
-MS_RELATIME = 1 << 21
-MS_I_VERSION = 1 << 23
-MS_STRICTATIME = 1 << 24
-MS_LAZYTIME = 1 << 25
-
-MS_PROPAGATION = MS_SHARED | MS_SLAVE | MS_PRIVATE | MS_UNBINDABLE
-# Flags a bind remount can change on one mount (the rest belong to the superblock).
-MS_MNT_FLAGS = (
-    MS_RDONLY
-    | MS_NOSUID
-    | MS_NODEV
-    | MS_NOEXEC
-    | MS_NOATIME
-    | MS_NODIRATIME
-    | MS_RELATIME
-    | MS_STRICTATIME
-    | MS_NOSYMFOLLOW
-)
-
-# umount2(2) flags.
-MNT_FORCE = 1
-MNT_DETACH = 2
-MNT_EXPIRE = 4
-UMOUNT_NOFOLLOW = 8
-
-# statvfs f_flag bits (sys/statvfs.h) and their mount flag counterparts.
-ST_RDONLY = 1
-ST_NOSUID = 2
-ST_NODEV = 4
-ST_NOEXEC = 8
-ST_NOATIME = 1024
-ST_NODIRATIME = 2048
-ST_RELATIME = 4096
-_ST_TO_MS = {
-    ST_RDONLY: MS_RDONLY,
-    ST_NOSUID: MS_NOSUID,
-    ST_NODEV: MS_NODEV,
-    ST_NOEXEC: MS_NOEXEC,
-    ST_NOATIME: MS_NOATIME,
-    ST_NODIRATIME: MS_NODIRATIME,
-    ST_RELATIME: MS_RELATIME,
-}
-
-# openat2(2) resolve flags (linux/openat2.h).
-RESOLVE_NO_XDEV = 0x01
-RESOLVE_NO_MAGICLINKS = 0x02
-RESOLVE_NO_SYMLINKS = 0x04
-RESOLVE_BENEATH = 0x08
-RESOLVE_IN_ROOT = 0x10
-RESOLVE_CACHED = 0x20
-
-# *at flags (linux/fcntl.h).
-AT_FDCWD = -100
-AT_SYMLINK_NOFOLLOW = 0x100
-AT_EMPTY_PATH = 0x1000
-AT_RECURSIVE = 0x8000
-
-# open_tree / move_mount / mount_setattr (linux/mount.h).
-OPEN_TREE_CLONE = 1
-OPEN_TREE_CLOEXEC = os.O_CLOEXEC
-MOVE_MOUNT_F_SYMLINKS = 0x01
-MOVE_MOUNT_F_AUTOMOUNTS = 0x02
-MOVE_MOUNT_F_EMPTY_PATH = 0x04
-MOVE_MOUNT_T_SYMLINKS = 0x10
-MOVE_MOUNT_T_AUTOMOUNTS = 0x20
-MOVE_MOUNT_T_EMPTY_PATH = 0x40
-MOUNT_ATTR_RDONLY = 0x1
-MOUNT_ATTR_NOSUID = 0x2
-MOUNT_ATTR_NODEV = 0x4
-MOUNT_ATTR_NOEXEC = 0x8
-MOUNT_ATTR__ATIME = 0x70
-MOUNT_ATTR_RELATIME = 0x0
-MOUNT_ATTR_NOATIME = 0x10
-MOUNT_ATTR_STRICTATIME = 0x20
-MOUNT_ATTR_NODIRATIME = 0x80
-MOUNT_ATTR_IDMAP = 0x100000
-MOUNT_ATTR_NOSYMFOLLOW = 0x200000
-
-# Filesystem magic numbers (linux/magic.h) checked with fstatfs.
-PROC_SUPER_MAGIC = 0x9FA0
-TMPFS_MAGIC = 0x01021994
-SYSFS_MAGIC = 0x62656572
+from hako.sys.mount_consts import *  # noqa: F403 - the flags stay hako.sys.mount.MS_*
+from hako.sys.mount_consts import _ST_TO_MS
 
 _SYSCALLS = {
     # name: (x86_64, aarch64); the new mount API and openat2 share numbers on every arch.
@@ -136,25 +34,25 @@ def _nr(name: str) -> int:
         raise KernelError(name, 38, f"(no syscall number for {machine})") from None
 
 
-class _OpenHow(ctypes.Structure):
-    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
+class _OpenHow(ffi.Structure):
+    _fields_ = [("flags", ffi.c_uint64), ("mode", ffi.c_uint64), ("resolve", ffi.c_uint64)]
 
 
-class _MountAttr(ctypes.Structure):
+class _MountAttr(ffi.Structure):
     _fields_ = [
-        ("attr_set", ctypes.c_uint64),
-        ("attr_clr", ctypes.c_uint64),
-        ("propagation", ctypes.c_uint64),
-        ("userns_fd", ctypes.c_uint64),
+        ("attr_set", ffi.c_uint64),
+        ("attr_clr", ffi.c_uint64),
+        ("propagation", ffi.c_uint64),
+        ("userns_fd", ffi.c_uint64),
     ]
 
 
-LIBC.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
-LIBC.mount.restype = ctypes.c_int
-LIBC.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
-LIBC.umount2.restype = ctypes.c_int
-LIBC.fstatfs.argtypes = [ctypes.c_int, ctypes.c_void_p]
-LIBC.fstatfs.restype = ctypes.c_int
+LIBC.mount.argtypes = [ffi.c_char_p, ffi.c_char_p, ffi.c_char_p, ffi.c_ulong, ffi.c_char_p]
+LIBC.mount.restype = ffi.c_int
+LIBC.umount2.argtypes = [ffi.c_char_p, ffi.c_int]
+LIBC.umount2.restype = ffi.c_int
+LIBC.fstatfs.argtypes = [ffi.c_int, ffi.c_void_p]
+LIBC.fstatfs.restype = ffi.c_int
 
 
 def _b(value: str | None) -> bytes | None:
@@ -184,8 +82,8 @@ def umount2(target: str, flags: int = 0, *, detail: str = "") -> None:
 
 def _sys(name: str, *args: object, detail: str = "") -> int:
     """A raw syscall by name; ints travel as C longs (syscall(2) reads longs), pointers as given."""
-    conv = [ctypes.c_long(a) if isinstance(a, int) else a for a in args]
-    return check(LIBC.syscall(ctypes.c_long(_nr(name)), *conv), name, detail)
+    conv = [ffi.c_long(a) if isinstance(a, int) else a for a in args]
+    return check(LIBC.syscall(ffi.c_long(_nr(name)), *conv), name, detail)
 
 
 def pivot_root(new_root: str, put_old: str) -> None:
@@ -207,7 +105,7 @@ def mknod(path: str, mode: int, device: int = 0, *, dir_fd: int | None = None) -
 def openat2(dirfd: int, path: str, flags: int, resolve: int, mode: int = 0) -> int:
     """openat2(2): ``resolve`` is a mask of RESOLVE_* flags; returns the new fd (close-on-exec)."""
     how = _OpenHow(flags | os.O_CLOEXEC, mode, resolve)
-    return _sys("openat2", dirfd, _b(path), ctypes.byref(how), ctypes.sizeof(how), detail=path)
+    return _sys("openat2", dirfd, _b(path), ffi.byref(how), ffi.sizeof(how), detail=path)
 
 
 def open_tree(dirfd: int, path: str, flags: int, *, detail: str = "") -> int:
@@ -237,17 +135,17 @@ def mount_setattr(
         dirfd,
         _b(path),
         flags,
-        ctypes.byref(attr),
-        ctypes.sizeof(attr),
+        ffi.byref(attr),
+        ffi.sizeof(attr),
         detail=detail or path,
     )
 
 
 def fstatfs_type(fd: int) -> int:
     """The f_type (filesystem magic) of the filesystem ``fd`` lives on."""
-    buf = ctypes.create_string_buffer(256)  # struct statfs is 120 bytes on 64-bit
+    buf = ffi.create_string_buffer(256)  # struct statfs is 120 bytes on 64-bit
     check(LIBC.fstatfs(fd, buf), "fstatfs", f"fd {fd}")
-    return ctypes.c_long.from_buffer(buf).value & 0xFFFFFFFF
+    return ffi.c_long.from_buffer(buf).value & 0xFFFFFFFF
 
 
 def mount_flags_of(path_or_fd: str | int) -> int:

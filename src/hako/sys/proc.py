@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import ctypes
+import _struct  # here, not in sched_setattr: that runs after pivot_root, where no module can be loaded
 import os
 
 from hako.errors import KernelError
+from hako.sys import ffi
 from hako.sys.libc import LIBC, check, syscall
 from hako.sys.procfs import is_alive, start_time, stat_fields
 
@@ -41,7 +42,7 @@ SYS_CLOSE_RANGE = 436
 
 def prctl(option: int, arg2: int = 0, what: str = "") -> int:
     return check(
-        LIBC.prctl(ctypes.c_int(option), ctypes.c_ulong(arg2), ctypes.c_ulong(0), ctypes.c_ulong(0), ctypes.c_ulong(0)),
+        LIBC.prctl(ffi.c_int(option), ffi.c_ulong(arg2), ffi.c_ulong(0), ffi.c_ulong(0), ffi.c_ulong(0)),
         "prctl",
         what,
     )
@@ -64,21 +65,21 @@ def set_pdeathsig(sig: int) -> None:
 
 
 def unshare(flags: int) -> None:
-    check(LIBC.unshare(ctypes.c_int(flags)), "unshare", hex(flags))
+    check(LIBC.unshare(ffi.c_int(flags)), "unshare", hex(flags))
 
 
 def setns(fd: int, nstype: int, detail: str = "") -> None:
-    check(LIBC.setns(ctypes.c_int(fd), ctypes.c_int(nstype)), "setns", detail)
+    check(LIBC.setns(ffi.c_int(fd), ffi.c_int(nstype)), "setns", detail)
 
 
 def sethostname(name: str) -> None:
     b = name.encode()
-    check(LIBC.sethostname(b, ctypes.c_size_t(len(b))), "sethostname", name)
+    check(LIBC.sethostname(b, ffi.c_size_t(len(b))), "sethostname", name)
 
 
 def setdomainname(name: str) -> None:
     b = name.encode()
-    check(LIBC.setdomainname(b, ctypes.c_size_t(len(b))), "setdomainname", name)
+    check(LIBC.setdomainname(b, ffi.c_size_t(len(b))), "setdomainname", name)
 
 
 PER_LINUX = 0x0000
@@ -107,16 +108,14 @@ def ioprio_set(io_class: int, priority: int) -> None:
 
 def sched_setattr(policy: int, flags: int, nice: int, priority: int, runtime: int, deadline: int, period: int) -> None:
     """The calling thread's scheduling policy and attributes (sched_setattr(2), struct version 0)."""
-    import struct
-
-    attr = struct.pack("<IIQiIQQQ", 48, policy, flags, nice, priority, runtime, deadline, period)
-    buf = ctypes.create_string_buffer(attr, len(attr))
-    check(LIBC.syscall(ctypes.c_long(_nr(_SYS_SCHED_SETATTR, "sched_setattr")), ctypes.c_long(0), buf,
-                       ctypes.c_uint(0)), "sched_setattr", f"policy {policy}")
+    attr = _struct.pack("<IIQiIQQQ", 48, policy, flags, nice, priority, runtime, deadline, period)
+    buf = ffi.create_string_buffer(attr, len(attr))
+    check(LIBC.syscall(ffi.c_long(_nr(_SYS_SCHED_SETATTR, "sched_setattr")), ffi.c_long(0), buf,
+                       ffi.c_uint(0)), "sched_setattr", f"policy {policy}")
 
 
 def personality(persona: int) -> None:
-    check(LIBC.personality(ctypes.c_ulong(persona)), "personality", hex(persona))
+    check(LIBC.personality(ffi.c_ulong(persona)), "personality", hex(persona))
 
 
 def close_from(lowfd: int) -> None:
