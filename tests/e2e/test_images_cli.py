@@ -50,7 +50,7 @@ def test_pull_images_inspect_tag_rmi(tmp_path: Path, test_images: ImageSet) -> N
     assert hako(root, "image", "inspect", "-f", "{{.Os}}/{{.Architecture}}", image_id[7:19]).stdout == "linux/amd64\n"
     hako(root, "tag", ref, "mine:v1")
     assert hako(root, "image", "inspect", "-f", "{{json .RepoTags}}", "mine:v1").stdout.strip() == \
-        json.dumps(sorted([ref, "mine:v1"]))
+        json.dumps(sorted([ref, "mine:v1"]), separators=(",", ":"))
     assert hako(root, "rmi", "mine:v1").stdout.strip() == "Untagged: docker.io/library/mine:v1"
     p = hako(root, "rmi", "nope:1", ok=False)
     assert p.returncode == 125 and "hako: image nope:1 not found" in p.stderr
@@ -85,7 +85,12 @@ def _kill_mid_layer(root: Path, ref: str, tmp_dir: Path) -> None:
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and proc.poll() is None:
-            sizes = [p.stat().st_size for p in tmp_dir.glob("blob-*")] if tmp_dir.exists() else []
+            sizes = []
+            for p in tmp_dir.glob("blob-*") if tmp_dir.exists() else []:
+                try:
+                    sizes.append(p.stat().st_size)
+                except FileNotFoundError:
+                    pass  # a finished blob renamed into the store between glob and stat
             if any(s > 1 << 20 for s in sizes):
                 break
             time.sleep(0.02)

@@ -35,14 +35,6 @@ def test_human_sizes() -> None:
     assert progress.human(5e12) == "5000.0 GB"
 
 
-def test_go_format_and_template() -> None:
-    obj = {"Os": "linux", "Config": {"Cmd": ["sh"], "Env": None}, "RepoTags": ["a:1", "b:2"]}
-    assert cli._go_format("{{.Os}}/{{ .Config.Cmd }}", obj) == "linux/[sh]"
-    assert cli._go_format("{{json .Config}}", obj) == '{"Cmd": ["sh"], "Env": null}'
-    assert cli._go_format("{{.Missing.Deep}}|{{.RepoTags}}", obj) == "|[a:1 b:2]"
-    assert cli._go_format("{{.Repository}}\\t{{.Tag}}", {"Repository": "r", "Tag": "t"}) == "r\tt"
-
-
 def test_bool_flag() -> None:
     assert cli._bool("false") is False and cli._bool("TRUE") is True
     with pytest.raises(Exception, match="invalid boolean"):

@@ -219,19 +219,15 @@ def cmd_ps(args: argparse.Namespace) -> int:
             print(json.dumps(r))
         return 0
     if args.format:
+        from hako.cli.gotemplate import render
+
         for r in rows:
-            print(_go_template(args.format, r))
+            print(render(args.format, r))
         return 0
     cols = [("CONTAINER ID", "ID"), ("IMAGE", "Image"), ("COMMAND", "Command"), ("CREATED", "RunningFor"),
             ("STATUS", "Status"), ("PORTS", "Ports"), ("NAMES", "Names")]
     _table(cols, rows)
     return 0
-
-
-def _go_template(fmt: str, data: dict[str, Any]) -> str:
-    import re
-
-    return re.sub(r"\{\{\s*\.(\w+)\s*\}\}", lambda m: str(data.get(m.group(1), "")), fmt).replace("\\t", "\t")
 
 
 def _table(cols: list[tuple[str, str]], rows: list[dict[str, Any]]) -> None:
@@ -254,31 +250,13 @@ def cmd_inspect(args: argparse.Namespace) -> int:
             print(f"hako: {exc}", file=sys.stderr)
             code = 1
     if args.format:
+        from hako.cli.gotemplate import render
+
         for i in out:
-            print(_inspect_format(args.format, i))
+            print(render(args.format, i))
     else:
         print(json.dumps(out, indent=4))
     return code
-
-
-def _inspect_format(fmt: str, data: dict[str, Any]) -> str:
-    import json
-    import re
-
-    def lookup(m: re.Match[str]) -> str:
-        expr = m.group(1).strip()
-        as_json = expr.startswith("json ")
-        path = expr[5:].strip() if as_json else expr
-        cur: Any = data
-        for part in [p for p in path.split(".") if p]:
-            cur = cur.get(part) if isinstance(cur, dict) else None
-        if as_json:
-            return json.dumps(cur)
-        if isinstance(cur, bool):
-            return "true" if cur else "false"
-        return "<no value>" if cur is None else str(cur)
-
-    return re.sub(r"\{\{(.*?)\}\}", lookup, fmt)
 
 
 def cmd_logs(args: argparse.Namespace) -> int:

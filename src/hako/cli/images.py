@@ -116,9 +116,11 @@ def cmd_images(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=2))
         return 0
     if args.format and args.format != "table":
+        from hako.cli.gotemplate import render
+
         for r in rows:
             # Docker's templates spell the id .ID, and show it short unless --no-trunc.
-            print(_go_format(args.format, {**r, "ID": r["Id"] if args.no_trunc else r["Id"][7:19]}))
+            print(render(args.format, {**r, "ID": r["Id"] if args.no_trunc else r["Id"][7:19]}))
         return 0
     headers = ["REPOSITORY", "TAG"] + (["DIGEST"] if args.digests else []) + ["IMAGE ID", "CREATED", "SIZE"]
     table = [headers]
@@ -186,33 +188,13 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     with _store(args) as s:
         out = [s.inspect(r) for r in args.images]
     if args.format:
+        from hako.cli.gotemplate import render
+
         for o in out:
-            print(_go_format(args.format, o))
+            print(render(args.format, o))
     else:
         print(json.dumps(out, indent=4))
     return 0
-
-
-def _go_format(fmt: str, obj: dict[str, Any]) -> str:
-    """``{{.A.B}}`` and ``{{json .A}}`` lookups: enough for scripts and tests."""
-    import re
-
-    def get(path: str) -> Any:
-        cur: Any = obj
-        for part in [p for p in path.split(".") if p]:
-            cur = cur.get(part) if isinstance(cur, dict) else None
-        return cur
-
-    def repl(m: re.Match[str]) -> str:
-        expr = m.group(1).strip()
-        if expr.startswith("json "):
-            return json.dumps(get(expr[5:].strip()))
-        v = get(expr)
-        if isinstance(v, list | dict):
-            return json.dumps(v) if isinstance(v, dict) else "[" + " ".join(map(str, v)) + "]"
-        return "" if v is None else str(v)
-
-    return re.sub(r"\{\{(.*?)\}\}", repl, fmt.replace("\\n", "\n").replace("\\t", "\t"))
 
 
 def cmd_save(args: argparse.Namespace) -> int:

@@ -74,14 +74,11 @@ def start(root: str, cid: str) -> None:
             os.close(fd)
         if data != b"0":
             raise HakoError(f"container {cid}: init exited before start")
+        # The FIFO's absence is what "started" means (status()): no state.json rewrite.
         os.unlink(c.fifo)
         from hako.runtime import log
 
         log.phase("exec")
-        st = c.state
-        assert st is not None
-        st.started = True
-        c.save(st)
         _poststart(c)
     finally:
         c.unlock()

@@ -48,7 +48,6 @@ _STATE_FIELDS: dict[str, Any] = {
     "cgroup": None,  # hako.cgroups manager.save()
     "systemd_cgroup": False,
     "config": "",  # the config.json used
-    "started": False,
     "hooks": None,  # stages with hooks, so start/delete parse config.json only when needed
     "seccomp": None,  # whether config.json has linux.seccomp, so exec --process can skip parsing it
     # No mount namespace: the rootfs's mounts are in the caller's and delete removes them, all but
@@ -72,7 +71,6 @@ class State:
         self.cgroup: dict[str, Any] | None = None
         self.systemd_cgroup: bool = False
         self.config: str = ""
-        self.started: bool = False
         self.hooks: list[str] | None = None
         self.seccomp: bool | None = None
         self.host_mounts: list[int] | None = None
