@@ -35,3 +35,11 @@ def test_invalid_json_without_json_imported() -> None:
     p = subprocess.run([sys.executable, "-IS", "-c", code, SRC], capture_output=True, text=True, timeout=30)
     assert p.returncode == 0, p.stderr
     assert p.stdout.startswith("ValueError"), p.stdout
+
+
+def test_sorted_dumps_match_json_byte_for_byte() -> None:
+    # The seccomp cache is keyed by these bytes: they must stay json.dumps' own.
+    import json
+
+    obj = {"z": {"b": [3, {"y": 1, "x": "é"}], "a": None}, "a": 1.5, "m": True}
+    assert fastjson.dumps(obj, sort_keys=True) == json.dumps(obj, sort_keys=True, separators=(",", ":"))

@@ -100,3 +100,17 @@ def test_create_parent_loads_no_libc_binding() -> None:
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
     assert p.stdout.strip() == "[]"
+
+
+def test_seccomp_prepare_loads_no_json_or_functools(tmp_path: object) -> None:
+    # C1 compiles (or finds in the cache) the filter during the cgroup join; what it imports is
+    # create's peak RSS with seccomp, so none of json's re/enum or functools' collections.
+    code = (
+        "import sys; from hako.seccomp import default_profile, prepare; "
+        "doc = default_profile(['CAP_CHOWN']); before = set(sys.modules); "
+        f"prepare(doc, cache_dir={str(tmp_path)!r}); prepare(doc, cache_dir={str(tmp_path)!r}); "
+        "print(sorted(m for m in set(sys.modules) - before if m in ('json', 're', 'functools', 'collections', 'enum')))"
+    )
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == "[]"

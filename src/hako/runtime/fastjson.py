@@ -56,14 +56,14 @@ def loads(text: str | bytes) -> Any:
     return obj
 
 
-def dumps(obj: Any) -> str:
+def dumps(obj: Any, sort_keys: bool = False) -> str:
     """Compact JSON (separators "," and ":"), non-ASCII escaped, like json.dumps(separators=...)."""
     if _json is None:
         import json
 
-        return json.dumps(obj, separators=(",", ":"))
+        return json.dumps(obj, separators=(",", ":"), sort_keys=sort_keys)
     enc = _json.make_encoder(
-        {}, _default, _json.encode_basestring_ascii, None, ":", ",", False, False, True
+        {}, _default, _json.encode_basestring_ascii, None, ":", ",", sort_keys, False, True
     )
     return "".join(enc(obj, 0))
 
