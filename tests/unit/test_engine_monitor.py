@@ -36,3 +36,23 @@ def test_state_round_trip(tmp_path: Path) -> None:
     state = {"status": "running", "pid": 42, "health": {"Status": "healthy", "Log": []}}
     write_atomic(str(tmp_path / "state"), state)
     assert read_marshal(str(tmp_path / "state")) == state
+
+
+def test_log_timestamps_are_rfc3339_nanoseconds_in_utc() -> None:
+    import time
+
+    from hako.engine.monitor import now_rfc3339
+
+    t = 1796009363.0494123
+    expected = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(int(t))) + f".{int((t - int(t)) * 1e9):09d}Z"
+    assert now_rfc3339(t) == expected == "2026-11-30T03:29:23.049412250Z"
+
+
+def test_log_writer_warm_up_leaves_no_fd_behind() -> None:
+    import os
+
+    from hako.engine.monitor import warm_log_writer
+
+    before = set(os.listdir("/proc/self/fd"))
+    warm_log_writer()
+    assert set(os.listdir("/proc/self/fd")) == before

@@ -74,7 +74,12 @@ PR_SET_NAME = 15
 def now_rfc3339(t: float | None = None) -> str:
     t = time.time() if t is None else t
     secs = int(t)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{int((t - secs) * 1e9):09d}Z"
+    tm = time.gmtime(secs)
+    # Not time.strftime: its first call in a forked monitor writes ~150 KiB of pages the monitor
+    # otherwise shares (locale conversions, buffers); every log line goes through here.
+    # %-formatting, not an f-string with format specs: ~30 KiB fewer pages written the same way.
+    return "%04d-%02d-%02dT%02d:%02d:%02d.%09dZ" % (  # noqa: UP031
+        tm[0], tm[1], tm[2], tm[3], tm[4], tm[5], int((t - secs) * 1e9))
 
 
 def read_file(path: str) -> bytes:
@@ -942,6 +947,20 @@ def preload_runtime() -> None:
     gc.freeze()
 
 
+def warm_log_writer() -> None:
+    """Run the log writer on /dev/null until CPython has specialised its code, in the monitor that
+    will fork its siblings: a sibling's first log lines then do not rewrite those code objects
+    (~150 KiB less private memory for each container that writes output)."""
+    w = LogWriter("/dev/null", 0, 1)
+    try:
+        for _ in range(64):
+            w.write("stdout", b"warm up\n")
+            w.write("stderr", b'"quoted"\tand a partial line')
+            w.flush()
+    finally:
+        os.close(w.fd)
+
+
 def read_cdir(go_fd: int) -> str:
     """A monitor started ahead of its container waits here for the container's directory."""
     data = b""
@@ -967,6 +986,8 @@ def main(argv: list[str] | None = None) -> int:
     if len(argv) > 4 and argv[4] == "inprocess":
         preload_runtime()
         trace.phase("mon", "runtime preloaded")
+    if len(argv) > 4:
+        warm_log_writer()
     if cdir.startswith("fd:"):
         # Started while the engine still creates the container: the imports above overlap its work.
         cdir = read_cdir(int(cdir[3:]))
