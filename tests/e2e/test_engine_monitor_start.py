@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
-from tests.fixtures_engine import HakoEnv
+from tests.fixtures_engine import HAKO, HakoEnv
 
 
 def _recording_runtime(tmp_path: Path) -> tuple[Path, Path]:
@@ -41,3 +44,39 @@ def test_forked_monitor_holds_no_cli_fd(hako_env: HakoEnv) -> None:
         assert not any(t.startswith("/dev/pts") for t in fds.values()), fds
     finally:
         hako_env.run("rm", "-f", cid, check=True)
+
+
+def test_setup_child_killed_midway_is_reported(hako_env: HakoEnv, tmp_path: Path) -> None:
+    # The monitor creates and starts the container from a child of its own. Killed mid-create,
+    # that child says nothing: `run` must still get an answer and the record say what happened.
+    flag = tmp_path / "create-pid"
+    script = tmp_path / "runc-hangs-on-create"
+    script.write_text(f'#!/bin/sh\nfor a in "$@"; do [ "$a" = create ] && {{ echo $$ > {flag}; exec sleep 60; }}; done\n'
+                      'exec runc "$@"\n')
+    script.chmod(0o755)
+    proc = subprocess.Popen([HAKO, "run", "-d", "--name", "setupdies", "--runtime", str(script), "busybox", "true"],
+                            env=hako_env.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            stdin=subprocess.DEVNULL)
+    hung = 0
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not (flag.exists() and flag.read_text().strip()):
+            time.sleep(0.02)
+        hung = int(flag.read_text())
+        with open(f"/proc/{hung}/stat") as f:
+            setup_child = int(f.read().rsplit(")", 1)[1].split()[1])
+        os.kill(setup_child, signal.SIGKILL)
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode == 125 and "setup process died" in err, (proc.returncode, err)
+        state = hako_env.inspect("setupdies")["State"]
+        assert state["Status"] == "exited" and state["ExitCode"] == 125, state
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if hung:
+            try:
+                os.kill(hung, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        hako_env.run("rm", "-f", "setupdies")

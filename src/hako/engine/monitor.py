@@ -226,6 +226,10 @@ class Monitor:
         trace.phase("mon", "spec read")
         self.id: str = self.spec["id"]
         self.sync_fd = sync_fd
+        if sync_fd >= 0:
+            # Inherited across the exec that may have started us; no runtime we spawn may hold it
+            # (a hung one would keep the waiting CLI from ever seeing EOF).
+            os.set_inheritable(sync_fd, False)
         self.state_path = join(cdir, STATE)
         try:
             self.state = read_marshal(self.state_path)
@@ -241,6 +245,7 @@ class Monitor:
         self.owner_fd = client_fd
         self.owner_has_exit = False
         if client_fd >= 0:
+            os.set_inheritable(client_fd, False)  # as the sync pipe: ours, not the runtime's
             c = _socket.socket(fileno=client_fd)
             self.clients[c.fileno()] = c
             self.client_buf[c.fileno()] = b""
@@ -399,18 +404,22 @@ class Monitor:
         theirs.close()
         for fd in child_only:
             os.close(fd)
-        if self.sync_fd >= 0:
-            os.close(self.sync_fd)  # the child reports; the CLI reads to EOF
-            self.sync_fd = -1
         try:
             data, ancdata, _, _ = ours.recvmsg(65536, _socket.CMSG_SPACE(4))
         except OSError:
             data, ancdata = b"", []
         ours.close()
         self.wait_runtime(pid)
-        result: dict = marshal.loads(data) if data else {"ok": False, "error": "monitor: container setup died",
-                                                         "code": 125}
-        self.state = result.get("state") or self.state
+        if data:
+            result: dict = marshal.loads(data)
+            self.state = result.pop("state")
+            if self.sync_fd >= 0:
+                os.close(self.sync_fd)  # the child has reported; the CLI reads to EOF
+                self.sync_fd = -1
+        else:  # the child died before it could say anything (killed, out of memory)
+            result = {"ok": False, "error": "monitor: the container's setup process died", "code": 125}
+            self.save(status="exited", exit_code=125, error=result["error"], finished_at=now_rfc3339(), pid=0)
+            self.report(result)
         if ancdata:
             self.master_fd = int.from_bytes(ancdata[0][2][:4], sys.byteorder)
             self.stdin_fd = self.master_fd if s.get("open_stdin") else -1
