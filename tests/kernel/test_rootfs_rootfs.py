@@ -22,7 +22,8 @@ from typing import Any
 import pytest
 
 from hako.errors import ConfigError, KernelError
-from hako.runtime.rootfs import finalize_rootfs, prepare_rootfs, validate_mounts
+from hako.runtime.rootfs import finalize_rootfs, prepare_rootfs
+from hako.runtime.validate import validate_mounts
 from hako.spec.runtime import Device, IdMapping, Linux, Mount, Namespace, Root, Spec
 
 CLONE_NEWNS = 0x00020000

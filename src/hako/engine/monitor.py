@@ -307,23 +307,9 @@ class Monitor:
         pid = os.fork()
         if pid != 0:
             return pid
-        code = 1
-        try:
-            _signal.set_wakeup_fd(-1)
-            for sig in (_signal.SIGCHLD, _signal.SIGHUP, _signal.SIGPIPE, _signal.SIGINT):
-                _signal.signal(sig, _signal.SIG_DFL)
-            for i, fd in enumerate(stdio):
-                os.dup2(fd, i)
-            os.closerange(3, 1 << 20)
-            from hako.runtime.cli import main as runtime_main
+        from hako.runtime.cli import run_in_forked_child
 
-            code = runtime_main(argv[1:])
-            sys.stdout.flush()
-            sys.stderr.flush()
-        except BaseException:  # noqa: BLE001 - never unwind into the monitor's code in the child
-            code = 1
-        finally:
-            os._exit(code)
+        run_in_forked_child(argv[1:], stdio)
 
     def wait_runtime(self, pid: int) -> int:
         # Children may also be reaped by the main loop's waitpid(-1); it parks their status here.

@@ -68,35 +68,15 @@ def _single_threaded() -> bool:
 def _run_in_child(args: list[str]) -> tuple[int, str, str]:
     """hako's own runtime called as a library in a forked child (no interpreter start-up): the
     same argv, stdout and stderr captured, the exit code."""
-    import signal
-
     sys.stdout.flush()
     sys.stderr.flush()
     out_r, out_w = os.pipe2(os.O_CLOEXEC)
     err_r, err_w = os.pipe2(os.O_CLOEXEC)
     pid = os.fork()
     if pid == 0:
-        code = 1
-        try:
-            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGPIPE):
-                signal.signal(sig, signal.SIG_DFL)
-            null = os.open("/dev/null", os.O_RDONLY)
-            os.dup2(null, 0)
-            os.dup2(out_w, 1)
-            os.dup2(err_w, 2)
-            os.closerange(3, 1 << 20)
-            # Our sys.stdout may be anything (a test's capture): the runtime writes to fds 1 and 2.
-            sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115 - lives until _exit
-            sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
-            from hako.runtime.cli import main
+        from hako.runtime.cli import run_in_forked_child
 
-            code = main(args)
-            sys.stdout.flush()
-            sys.stderr.flush()
-        except BaseException:  # noqa: BLE001 - never unwind into the caller's code in the child
-            code = 1
-        finally:
-            os._exit(code)
+        run_in_forked_child(args, (os.open("/dev/null", os.O_RDONLY), out_w, err_w))
     os.close(out_w)
     os.close(err_w)
     with os.fdopen(out_r, "rb") as f:

@@ -17,6 +17,7 @@ from hako.runtime.argv import Parsed, parse
 TYPE_CHECKING = False  # typing/collections.abc cost start-up time; mypy treats this name as true
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from typing import NoReturn
 
 VERSION = "0.1.0"
 SPEC_VERSION = "1.0.2"
@@ -397,6 +398,33 @@ def run() -> None:
     except (OSError, ValueError):
         code = code or 1
     os._exit(code)
+
+
+def run_in_forked_child(args: list[str], stdio: tuple[int, int, int]) -> NoReturn:
+    """The whole life of a child that its caller forked to run one command as a library instead
+    of starting this program: what posix_spawn of the binary would give it (``stdio`` as fds 0-2,
+    no other fd, default signal handling), then ``main(args)`` and its exit code. Never returns
+    into the caller's code, whatever happens."""
+    import _signal
+
+    code = 1
+    try:
+        _signal.set_wakeup_fd(-1)  # the caller's wakeup pipe is about to be closed
+        for sig in (_signal.SIGCHLD, _signal.SIGHUP, _signal.SIGINT, _signal.SIGPIPE, _signal.SIGTERM):
+            _signal.signal(sig, _signal.SIG_DFL)
+        for i, fd in enumerate(stdio):
+            os.dup2(fd, i)
+        os.closerange(3, 1 << 20)
+        # The caller's sys.stdout may be anything (a test's capture): the command writes to fds 1 and 2.
+        sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115 - lives until _exit
+        sys.stderr = open(2, "w", closefd=False)  # noqa: SIM115
+        code = main(args)
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BaseException:  # noqa: BLE001
+        code = 1
+    finally:
+        os._exit(code)
 
 
 if __name__ == "__main__":

@@ -101,7 +101,7 @@ def _apply_flags(proc: Process, p: Parsed) -> None:
         proc.no_new_privileges = True
     caps = p.many("cap")
     if caps:
-        from hako.sys.caps import CAP_NUMBERS
+        from hako.sys.capnames import CAP_NUMBERS
 
         names = []
         for c in caps:

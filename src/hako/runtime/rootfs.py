@@ -2,7 +2,7 @@
 
 ``prepare_rootfs`` runs in the container's init inside its new mount namespace and ends with
 the process rooted in the rootfs; ``finalize_rootfs`` runs there afterwards (sysctl, read-only
-and masked paths, read-only root). ``validate_mounts`` checks the same spec parts at ``create``
+and masked paths, read-only root). ``hako.runtime.validate`` checks the same spec parts at ``create``
 time, before anything is forked, so that config errors name their JSON path early.
 
 Every destination is resolved inside the rootfs (hako.runtime.paths) and mounted through the
@@ -25,9 +25,7 @@ from hako.runtime.mount_options import (
     parse_propagation,
 )
 from hako.runtime.paths import Target, components, mkdir_all_in_root, open_in_root, open_target, secure_join
-from hako.runtime.validate import PROC_MOUNT_ALLOWED, sysctl_parts, validate_idmap
-from hako.runtime.validate import validate_mounts as validate_mounts  # re-exported
-from hako.runtime.validate import validate_sysctl as validate_sysctl
+from hako.runtime.validate import PROC_MOUNT_ALLOWED, sysctl_parts, validate_idmap, validate_sysctl
 from hako.spec.runtime import Device, IdMapping, Mount, Spec
 from hako.sys import mount as m
 

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from hako.sys import ffi
-from hako.sys.capnames import CAP_NAMES as CAP_NAMES  # re-exported: callers know them as hako.sys.caps.*
-from hako.sys.capnames import CAP_NUMBERS as CAP_NUMBERS
+from hako.sys.capnames import CAP_NAMES, CAP_NUMBERS
 from hako.sys.libc import LIBC, check
 
 PR_CAPBSET_READ = 23

@@ -93,7 +93,6 @@ else:
                 _restype_ = c_int
 
             self._FuncPtr = _FuncPtr
-            self._name = name
             self._handle = dlopen(name, RTLD_LOCAL)
 
         def __getattr__(self, name):
